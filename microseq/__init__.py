@@ -1,0 +1,20 @@
+"""microseq: a minimal reverse-mode autograd engine and tiny sequence models."""
+from microseq import functional
+from microseq.ops import (
+    add, binary_cross_entropy_with_logits, concat, cross_entropy, div, exp, getitem, log,
+    log_softmax, matmul, max, maximum, mean, mul, neg, pow, relu, reshape, sigmoid, softmax,
+    split, stack, sub, sum, tanh, transpose, where,
+)
+from microseq.scope import scope
+from microseq.tensor import (
+    AnomalyError, ShapeError, Tensor, default_rng, detect_anomaly, is_grad_enabled, manual_seed,
+    no_grad, ones, op, randn, tensor, zeros,
+)
+
+__all__ = [
+    "AnomalyError", "ShapeError", "Tensor", "add", "binary_cross_entropy_with_logits", "concat",
+    "cross_entropy", "default_rng", "detect_anomaly", "div", "exp", "functional", "getitem", "is_grad_enabled",
+    "log", "log_softmax", "manual_seed", "matmul", "max", "maximum", "mean", "mul", "neg", "no_grad", "ones",
+    "op", "pow", "randn", "relu", "reshape", "scope", "sigmoid", "softmax", "split", "stack",
+    "sub", "sum", "tanh", "tensor", "transpose", "where", "zeros",
+]

@@ -1,0 +1,96 @@
+"""Vocabularies: symbols <-> integer ids.
+
+Both vocabularies give the same interface: `stoi` (symbol -> id), `itos`
+(id -> symbol), `encode`, `decode` and `len()`. Special symbols always come
+first, in the order given, so their ids are known without looking them up:
+`CharVocab(text, specials="_=")` has the pad "_" at id 0 and "=" at id 1.
+"""
+from collections import Counter
+
+import numpy as np
+
+from microseq.data.text import DataError
+
+
+class CharVocab:
+    """Ids for characters: the `specials` first, then the distinct characters
+    of `text` in sorted order (sorting makes the ids independent of where in
+    the text each character first appears).
+
+    `specials` are single characters for seq2seq tasks, e.g. a pad and a
+    start symbol that the data itself never contains.
+    """
+
+    def __init__(self, text, specials=()):
+        specials = list(specials)
+        if any(len(s) != 1 for s in specials) or len(set(specials)) != len(specials):
+            raise DataError(f"specials must be distinct single characters, got {specials!r}")
+        self.itos = specials + sorted(set(text) - set(specials))
+        self.stoi = {ch: i for i, ch in enumerate(self.itos)}
+
+    def __len__(self):
+        return len(self.itos)
+
+    def __repr__(self):
+        return f"CharVocab({len(self)} characters)"
+
+    def encode(self, text):
+        """The ids of the characters of `text`, as an int64 array."""
+        try:
+            return np.array([self.stoi[ch] for ch in text], dtype=np.int64)
+        except KeyError as e:
+            raise DataError(
+                f"character {e.args[0]!r} is not in the vocabulary "
+                f"({len(self)} characters: {''.join(self.itos)!r})") from None
+
+    def decode(self, ids):
+        """The string whose characters have these ids."""
+        return "".join(self.itos[i] for i in np.asarray(ids, dtype=np.int64).ravel())
+
+
+class WordVocab:
+    """Ids for words, most frequent first (ties broken alphabetically).
+
+    Layout: `specials`, then `unk` (unless it is None), then every word seen
+    at least `min_count` times. Rarer words encode to `unk`; with unk=None
+    they are an error instead. `counts[i]` is how many of the given tokens
+    encode to id i (so rare words are counted under unk, or not at all when
+    unk is None): the unigram counts a negative-sampling table is built from.
+    """
+
+    def __init__(self, tokens, min_count=1, unk="<unk>", specials=()):
+        reserved = list(specials) + ([] if unk is None else [unk])
+        if len(set(reserved)) != len(reserved):
+            raise DataError(f"specials and unk must be distinct, got {reserved!r}")
+        seen = Counter(tokens)
+        kept = sorted((w for w, c in seen.items() if c >= min_count and w not in reserved),
+                      key=lambda w: (-seen[w], w))
+        self.itos = reserved + kept
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+        self.unk_id = None if unk is None else self.stoi[unk]
+        counts = np.zeros(len(self.itos), dtype=np.int64)
+        for word, count in seen.items():
+            i = self.stoi.get(word, self.unk_id)
+            if i is not None:  # a rare word with no unk to stand for it
+                counts[i] += count
+        self.counts = counts
+
+    def __len__(self):
+        return len(self.itos)
+
+    def __repr__(self):
+        return f"WordVocab({len(self)} words)"
+
+    def encode(self, tokens):
+        """The ids of a list of words, as an int64 array."""
+        if self.unk_id is not None:
+            return np.array([self.stoi.get(w, self.unk_id) for w in tokens], dtype=np.int64)
+        try:
+            return np.array([self.stoi[w] for w in tokens], dtype=np.int64)
+        except KeyError as e:
+            raise DataError(f"word {e.args[0]!r} is not in the vocabulary "
+                            f"({len(self)} words, no unk)") from None
+
+    def decode(self, ids):
+        """The list of words with these ids."""
+        return [self.itos[i] for i in np.asarray(ids, dtype=np.int64).ravel()]

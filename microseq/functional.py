@@ -1,0 +1,34 @@
+"""Composite functions: ordinary code over the primitive ops, so their
+gradients come for free from ops.py."""
+import numpy as np
+
+from microseq.ops import mean, transpose
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, with PyTorch's (out_features, in_features) weight."""
+    y = x @ transpose(weight)
+    return y if bias is None else y + bias
+
+
+def mse_loss(prediction, target):
+    diff = prediction - target
+    return mean(diff * diff)
+
+
+def dropout(x, p=0.5, training=True, rng=None):
+    """Zero each element with probability p and scale the rest by 1/(1-p)
+    (inverted dropout), so evaluation needs no rescaling."""
+    if not training or p == 0:
+        return x
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    rng = rng if rng is not None else np.random.default_rng()
+    keep = (rng.random(x.shape) >= p).astype(x.dtype) / (1 - p)
+    return x * keep
+
+
+def one_hot(ids, n):
+    """Integer ids (...) -> float32 array (..., n); a constant, not an op."""
+    ids = np.asarray(ids)
+    return (ids[..., None] == np.arange(n)).astype(np.float32)

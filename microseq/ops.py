@@ -1,0 +1,307 @@
+"""The primitive ops: each one's forward and vector-Jacobian products, side by side.
+
+Every op takes numpy arrays and returns `(value, vjps)`: one VJP per
+positional input, mapping the output's gradient `g` to that input's. A VJP may
+return a gradient in the broadcast shape: the engine sums it back to the
+input's shape in one place (tensor._unbroadcast). This file is the engine's
+whole calculus; everything else is composed from it.
+"""
+import builtins
+
+import numpy as np
+
+from microseq.tensor import ShapeError, Tensor, op
+
+# --- elementwise arithmetic (numpy broadcasting) ---------------------------
+
+
+@op
+def add(a, b):
+    return a + b, (lambda g: g, lambda g: g)
+
+
+@op
+def sub(a, b):
+    return a - b, (lambda g: g, lambda g: -g)
+
+
+@op
+def mul(a, b):
+    return a * b, (lambda g: g * b, lambda g: g * a)
+
+
+@op
+def div(a, b):
+    return a / b, (lambda g: g / b, lambda g: -g * a / (b * b))
+
+
+@op
+def neg(a):
+    return -a, lambda g: -g
+
+
+@op
+def pow(a, exponent):
+    """a ** exponent for a constant exponent (use exp/log for a learned one)."""
+    if not np.isscalar(exponent):
+        raise TypeError(f"exponent must be a number, got {type(exponent).__name__}")
+    return a ** exponent, (lambda g: g * exponent * a ** (exponent - 1), None)
+
+
+@op
+def maximum(a, b):
+    """Elementwise max; at a tie the gradient is split evenly between a and b."""
+    share_a = (a > b) + 0.5 * (a == b)
+    return np.maximum(a, b), (lambda g: g * share_a, lambda g: g * (1 - share_a))
+
+
+@op
+def where(condition, a, b):
+    """a where condition holds, else b; the condition gets no gradient."""
+    condition = np.asarray(condition, dtype=bool)
+    return np.where(condition, a, b), (None, lambda g: g * condition, lambda g: g * ~condition)
+
+
+# --- elementwise functions -------------------------------------------------
+
+
+@op
+def exp(a):
+    y = np.exp(a)
+    return y, lambda g: g * y
+
+
+@op
+def log(a):
+    return np.log(a), lambda g: g / a
+
+
+@op
+def tanh(a):
+    y = np.tanh(a)
+    return y, lambda g: g * (1 - y * y)
+
+
+@op
+def sigmoid(a):
+    y = 0.5 * (1 + np.tanh(0.5 * a))  # = 1/(1+e^-a), without overflow for large |a|
+    return y, lambda g: g * y * (1 - y)
+
+
+@op
+def relu(a):
+    positive = a > 0
+    return a * positive, lambda g: g * positive
+
+
+# --- linear algebra ---------------------------------------------------------
+
+
+@op
+def matmul(a, b):
+    """a @ b for 2-D or batched (..., n, k) @ (..., k, m) operands."""
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError("both operands need at least 2 dimensions")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"inner dimensions {a.shape[-1]} and {b.shape[-2]} differ")
+    return a @ b, (lambda g: g @ np.swapaxes(b, -1, -2), lambda g: np.swapaxes(a, -1, -2) @ g)
+
+
+# --- reductions -------------------------------------------------------------
+
+
+def _expand(g, shape, axis, keepdims):
+    """Give a reduced gradient back its reduced axes, ready to broadcast."""
+    if axis is None or keepdims:
+        return g if axis is not None else np.reshape(g, (1,) * len(shape))
+    return np.expand_dims(g, axis)
+
+
+@op
+def sum(a, axis=None, keepdims=False):
+    shape = a.shape
+    return (np.asarray(np.sum(a, axis=axis, keepdims=keepdims)),
+            lambda g: np.broadcast_to(_expand(g, shape, axis, keepdims), shape))
+
+
+@op
+def mean(a, axis=None, keepdims=False):
+    shape = a.shape
+    value = np.asarray(np.mean(a, axis=axis, keepdims=keepdims))
+    count = a.size // builtins.max(value.size, 1)
+    return value, lambda g: np.broadcast_to(_expand(g, shape, axis, keepdims) / count, shape)
+
+
+@op
+def max(a, axis=None, keepdims=False):
+    """Max over axis; tied maxima share the gradient evenly (a subgradient)."""
+    value = np.asarray(np.max(a, axis=axis, keepdims=keepdims))
+    winners = a == np.max(a, axis=axis, keepdims=True)
+    share = winners / winners.sum(axis=axis, keepdims=True)
+    return value, lambda g: _expand(g, a.shape, axis, keepdims) * share
+
+
+# --- shape ------------------------------------------------------------------
+
+
+@op
+def reshape(a, shape):
+    return a.reshape(shape), lambda g: g.reshape(a.shape)
+
+
+@op
+def transpose(a, axes=None):
+    inverse = None if axes is None else np.argsort(axes)
+    return np.transpose(a, axes), lambda g: np.transpose(g, inverse)
+
+
+def _has_array_index(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return builtins.any(isinstance(i, (list, np.ndarray)) for i in parts)
+
+
+@op
+def getitem(a, index):
+    """a[index] for slices and integer arrays. An index may repeat (an
+    embedding lookup of the same word twice): its gradients then add up."""
+    shape, dtype = a.shape, a.dtype
+
+    def vjp(g):
+        grad = np.zeros(shape, dtype)
+        if _has_array_index(index):
+            np.add.at(grad, index, g)  # plain `grad[index] += g` would drop repeats
+        else:
+            grad[index] = g
+        return grad
+
+    return a[index], (vjp, None)
+
+
+def concat(tensors, axis=0):
+    """Join a sequence of tensors along an existing axis (np.concatenate)."""
+    return _concat(*tensors, axis=axis)
+
+
+@op
+def _concat(*arrays, axis=0):
+    ends = np.cumsum([x.shape[axis] for x in arrays])
+    pieces = [slice(end - x.shape[axis], end) for x, end in zip(arrays, ends)]
+
+    def piece_vjp(piece):
+        return lambda g: g[(slice(None),) * (axis % g.ndim) + (piece,)]
+
+    return np.concatenate(arrays, axis=axis), tuple(piece_vjp(p) for p in pieces)
+
+
+def stack(tensors, axis=0):
+    """Join a sequence of tensors along a new axis (np.stack)."""
+    return _stack(*tensors, axis=axis)
+
+
+@op
+def _stack(*arrays, axis=0):
+    def part_vjp(i):
+        return lambda g: np.take(g, i, axis=axis)
+
+    return np.stack(arrays, axis=axis), tuple(part_vjp(i) for i in range(len(arrays)))
+
+
+def split(a, sections, axis=-1):
+    """Split into `sections` equal parts (an int) or at the given indices;
+    each part is a getitem, so its gradient lives there."""
+    size = a.shape[axis]
+    if isinstance(sections, int):
+        if size % sections:
+            raise ShapeError(f"split: axis {axis} of shape {a.shape} does not divide into "
+                             f"{sections} equal parts")
+        bounds = list(range(0, size + 1, size // sections))
+    else:
+        bounds = [0, *sections, size]
+    lead = (slice(None),) * (axis % a.ndim)
+    return [getitem(a, lead + (slice(lo, hi),)) for lo, hi in zip(bounds, bounds[1:])]
+
+
+# --- fused: numerically stable softmax family and losses --------------------
+# Fused because composing exp/sum/log overflows for large logits and costs
+# several ops per step; each has a short closed-form VJP.
+
+
+def _log_softmax(x, axis):
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+@op
+def softmax(x, axis=-1):
+    y = np.exp(_log_softmax(x, axis))
+    return y, lambda g: y * (g - np.sum(g * y, axis=axis, keepdims=True))
+
+
+@op
+def log_softmax(x, axis=-1):
+    y = _log_softmax(x, axis)
+    return y, lambda g: g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+
+
+@op
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    """Softmax cross-entropy of logits (..., C) against integer targets (...).
+    Positions whose target is ignore_index (padding) count for nothing."""
+    targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"targets must be integers, got {targets.dtype}")
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(f"logits (..., C) need targets of shape {logits.shape[:-1]}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    keep = targets != ignore_index
+    safe = np.where(keep, targets, 0)[..., None]
+    if np.any(safe >= logits.shape[-1]) or np.any(safe < 0):
+        raise IndexError(f"a target is outside 0..{logits.shape[-1] - 1}")
+    logp = _log_softmax(logits, -1)
+    picked = np.take_along_axis(logp, safe, -1)[..., 0] * keep
+    scale = 1.0 / builtins.max(int(keep.sum()), 1) if reduction == "mean" else 1.0
+
+    def vjp(g):
+        grad = np.exp(logp)  # softmax - onehot, on the kept positions
+        np.put_along_axis(grad, safe, np.take_along_axis(grad, safe, -1) - 1, -1)
+        return grad * (g * scale * keep)[..., None]
+
+    return np.asarray(-picked.sum() * scale, logits.dtype), (vjp, None)
+
+
+@op
+def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
+    """Sigmoid + binary cross-entropy in one stable step:
+    loss = max(x, 0) - x t + log(1 + e^-|x|), gradient sigmoid(x) - t."""
+    targets = np.asarray(targets, dtype=logits.dtype)
+    losses = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+    scale = 1.0 / builtins.max(losses.size, 1) if reduction == "mean" else 1.0
+
+    def vjp(g):
+        return (0.5 * (1 + np.tanh(0.5 * logits)) - targets) * (g * scale)
+
+    return np.asarray(losses.sum() * scale, logits.dtype), (vjp, None)
+
+
+
+# --- Tensor methods and operators, so models read like numpy/PyTorch --------
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+Tensor.__add__, Tensor.__radd__ = add, _reflected(add)
+Tensor.__sub__, Tensor.__rsub__ = sub, _reflected(sub)
+Tensor.__mul__, Tensor.__rmul__ = mul, _reflected(mul)
+Tensor.__truediv__, Tensor.__rtruediv__ = div, _reflected(div)
+Tensor.__matmul__, Tensor.__rmatmul__ = matmul, _reflected(matmul)
+Tensor.__neg__ = neg
+Tensor.__pow__ = pow
+Tensor.__getitem__ = getitem
+Tensor.exp, Tensor.log, Tensor.tanh, Tensor.sigmoid, Tensor.relu = exp, log, tanh, sigmoid, relu
+Tensor.sum, Tensor.mean, Tensor.max = sum, mean, max
+Tensor.softmax, Tensor.log_softmax = softmax, log_softmax
+Tensor.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)
+Tensor.transpose = lambda self, *axes: transpose(self, axes or None)
+Tensor.T = property(lambda self: transpose(self))

@@ -1,0 +1,285 @@
+"""The tensor engine: Tensor, the `op` decorator, backward, no_grad.
+
+An op is a plain numpy function that returns its value together with its
+vector-Jacobian products, one per input:
+
+    @op
+    def mul(a, b):
+        return a * b, (lambda g: g * b, lambda g: g * a)
+
+`op` turns it into a function on Tensors that records the graph. The VJPs
+close over numpy arrays only, never over the output Tensor, so a graph is
+freed by reference counting as soon as nothing points at it.
+"""
+from contextlib import contextmanager
+
+import numpy as np
+
+from microseq import scope as _scope
+
+DEFAULT_DTYPE = np.float32
+_grad_enabled = True
+_rng = np.random.default_rng(0)
+_anomaly = False
+
+
+class ShapeError(ValueError):
+    """An op was called with inputs whose shapes (or dtypes) do not fit."""
+
+
+class AnomalyError(FloatingPointError):
+    """Inside detect_anomaly(): an op produced a NaN or Inf."""
+
+
+class Tensor:
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_vjp", "_op", "_scope", "label",
+                 "__weakref__")
+    __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__
+
+    def __init__(self, data, requires_grad=False, dtype=None, label=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is None and not isinstance(data, np.ndarray | np.generic):
+            data = np.asarray(data)
+            if data.dtype.kind == "f":  # python floats: the default dtype, like torch.tensor
+                data = data.astype(DEFAULT_DTYPE)
+        else:
+            data = np.asarray(data, dtype=dtype)
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, got {data.dtype}")
+        self.data = data
+        self.grad = None
+        self.requires_grad = requires_grad
+        self._parents = ()
+        self._vjp = None
+        self._op = ""
+        self._scope = _scope._current
+        self.label = label
+
+    # --- plain properties -------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+
+    def __len__(self):
+        return len(self.data)
+
+    def numpy(self):
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self):
+        """The same values, cut from the graph."""
+        return Tensor(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        op = f", op={self._op}" if self._op else ""
+        return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad}{op})"
+
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's .grad.
+
+        Intermediate tensors keep their .grad too (so graphs can be coloured by
+        gradient and lessons can read dL/dh_t). Unless retain_graph is true the
+        VJPs are dropped afterwards, which frees the arrays they saved.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad (no graph was built)")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward: grad can be implied only for a single value, "
+                                   f"got shape {self.shape}; pass grad=")
+            grad = np.ones_like(self.data)
+        else:
+            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, self.data.dtype)
+            if grad.shape != self.shape:
+                raise ShapeError(f"backward: grad of shape {grad.shape} for a tensor of shape "
+                                 f"{self.shape}")
+        order = _topological_order(self)
+        self.grad = grad
+        for node in reversed(order):
+            g = node.grad
+            if g is None:
+                continue
+            if node._vjp is None:
+                raise RuntimeError(
+                    f"backward: the graph through '{node._op}' was already freed by an earlier "
+                    "backward(); call backward(retain_graph=True) the first time")
+            for parent, vjp in zip(node._parents, node._vjp):
+                if not parent.requires_grad:
+                    continue
+                pg = _unbroadcast(vjp(g), parent.data.shape)
+                if pg.dtype != parent.data.dtype:  # e.g. a float64 input met float32 weights
+                    pg = pg.astype(parent.data.dtype)
+                if _anomaly and not np.isfinite(pg).all():
+                    raise AnomalyError(f"{_where(node)}: its gradient became NaN/Inf")
+                if parent.grad is None:
+                    parent.grad = pg
+                else:
+                    parent.grad = parent.grad + pg
+            if not retain_graph:
+                node._vjp = None
+
+
+def _topological_order(root):
+    """Non-leaf nodes that lead to root, inputs before outputs, found without
+    recursion (a 10,000-step BPTT graph is deep). Their stale .grad is cleared:
+    only leaves accumulate across backward() calls."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        node.grad = None
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent._parents and parent.requires_grad and id(parent) not in seen:
+                stack.append((parent, False))
+    return order
+
+
+def _unbroadcast(grad, shape):
+    """Sum a gradient back to the shape of the input it belongs to: over the
+    leading axes broadcasting added, then over the axes that were size 1.
+    The one place broadcasting is undone; no op does it by hand."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if ones:
+        grad = grad.sum(axis=ones, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _where(node):
+    return f"{node._op}" + (f" in scope '{node._scope}'" if node._scope else "")
+
+
+def _describe(args):
+    """'(3, 4) and (5,)': the shapes an op was given, for error messages."""
+    parts = []
+    for a in args:
+        a = a.data if isinstance(a, Tensor) else a
+        parts.append(str(a.shape) if hasattr(a, "shape") else type(a).__name__)
+    return " and ".join(parts)
+
+
+def op(fn):
+    """Make `fn(*arrays, **options) -> (value, vjps)` an op on Tensors.
+
+    Positional arguments are the op's inputs (Tensors, arrays or numbers);
+    keyword arguments are options (axis, keepdims...). `vjps` is one function
+    per positional input, or a single function when there is one input.
+    """
+    name = fn.__name__.lstrip("_")  # _concat(*arrays) is the op behind concat(list)
+
+    def apply(*args, **options):
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        try:
+            value, vjps = fn(*arrays, **options)
+        except (ValueError, IndexError, TypeError) as e:
+            raise ShapeError(f"{name}: {_describe(args)}: {e}") from None
+        out = Tensor.__new__(Tensor)
+        out.data = value
+        out.grad = None
+        out._scope = _scope._current
+        out.label = None
+        out._op = name
+        if _anomaly and not np.isfinite(value).all():
+            raise AnomalyError(f"{name}" + (f" in scope '{out._scope}'" if out._scope else "")
+                               + ": its value became NaN/Inf")
+        if _grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args):
+            out.requires_grad = True
+            if callable(vjps):
+                vjps = (vjps,)
+            if all(isinstance(a, Tensor) for a in args):
+                out._parents, out._vjp = args, vjps
+            else:
+                keep = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+                out._parents = tuple(args[i] for i in keep)
+                out._vjp = tuple(vjps[i] for i in keep)
+        else:
+            out.requires_grad = False
+            out._parents = ()
+            out._vjp = None
+        return out
+
+    apply.__name__ = apply.__qualname__ = name
+    apply.__doc__ = fn.__doc__
+    apply.__wrapped__ = fn
+    return apply
+
+
+@contextmanager
+def no_grad():
+    """Build no graph inside: for evaluation and in-place parameter updates."""
+    global _grad_enabled
+    before, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = before
+
+
+@contextmanager
+def detect_anomaly():
+    """Raise at the first op whose value or gradient is NaN/Inf, naming it and
+    its scope. Costs a finiteness check per op, so it is off by default."""
+    global _anomaly
+    before, _anomaly = _anomaly, True
+    try:
+        yield
+    finally:
+        _anomaly = before
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+# --- constructors ----------------------------------------------------------
+
+def tensor(data, requires_grad=False, dtype=None, label=None):
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, label=label)
+
+
+def zeros(*shape, requires_grad=False, dtype=None):
+    return Tensor(np.zeros(_shape(shape), dtype or DEFAULT_DTYPE), requires_grad)
+
+
+def ones(*shape, requires_grad=False, dtype=None):
+    return Tensor(np.ones(_shape(shape), dtype or DEFAULT_DTYPE), requires_grad)
+
+
+def manual_seed(seed):
+    """Reseed the generator behind randn() and the layers' initial weights."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def default_rng():
+    """The generator randn() and layer initialisers use unless given one."""
+    return _rng
+
+
+def randn(*shape, requires_grad=False, dtype=None, rng=None):
+    """Standard normal values, from `rng` (a Generator or a seed) or the default generator."""
+    if rng is None:
+        rng = _rng
+    elif not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    return Tensor(rng.standard_normal(_shape(shape)).astype(dtype or DEFAULT_DTYPE), requires_grad)
+
+
+def _shape(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
