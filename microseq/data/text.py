@@ -10,7 +10,6 @@ import importlib
 import inspect
 import re
 from pathlib import Path
-
 from pydoc_data.topics import topics as _PYDOC_TOPICS
 
 
@@ -49,7 +48,8 @@ def _where(raw, pos):
     """Describe the undecodable byte at `pos` the way an editor would find it."""
     line_start = raw.rfind(b"\n", 0, pos) + 1
     line = raw.count(b"\n", 0, pos) + 1
-    return f"line {line}: not UTF-8 (byte 0x{raw[pos]:02x} at offset {pos - line_start} in the line)"
+    offset = pos - line_start
+    return f"line {line}: not UTF-8 (byte 0x{raw[pos]:02x} at offset {offset} in the line)"
 
 
 def pydoc_topics():
@@ -71,7 +71,7 @@ _STDLIB_MODULES = (
     "ipaddress", "json", "logging", "mailbox", "mimetypes", "numbers",
     "optparse", "pathlib", "pickle", "pprint", "queue", "random", "shlex",
     "shutil", "smtplib", "statistics", "string", "tarfile", "textwrap",
-    "threading", "timeit", "tokenize", "traceback", "typing", "urllib.parse",
+    "threading", "timeit", "tokenize", "traceback", "urllib.parse",
     "urllib.request", "uuid", "warnings", "zipfile",
 )
 
