@@ -18,7 +18,11 @@ from microseq.reference.lm import (
 )
 from microseq.reference.lstm import lstm_backward, lstm_forward
 from microseq.reference.rnn import rnn_backward, rnn_forward
-from microseq.reference.word2vec import cbow_ns_loss_and_grads, skipgram_ns_loss_and_grads
+from microseq.reference.word2vec import (
+    cbow_ns_loss_and_grads,
+    scatter_add_rows,
+    skipgram_ns_loss_and_grads,
+)
 
 __all__ = [
     "cbow_ns_loss_and_grads",
@@ -37,5 +41,6 @@ __all__ = [
     "rnn_forward",
     "rnn_lm_loss_and_grads",
     "rnn_lm_step",
+    "scatter_add_rows",
     "skipgram_ns_loss_and_grads",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 from microseq.reference.gru import gru_backward, gru_forward
 from microseq.reference.lstm import lstm_backward, lstm_forward
 from microseq.reference.rnn import rnn_backward, rnn_forward
+from microseq.reference.word2vec import scatter_add_rows
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 _RECURRENT = ("W_ih", "W_hh", "b_ih", "b_hh")
@@ -52,11 +53,10 @@ def _output_loss_and_grads(params, hs, y_ids):
     y = y_ids.T.reshape(N)                       # targets, time-major like hs
     rows = np.arange(N)
     z -= z.max(1, keepdims=True)                 # softmax is shift-invariant; avoids overflow
-    p = np.exp(z)
-    sum_p = p.sum(1, keepdims=True)
-    loss = np.mean(np.log(sum_p[:, 0]) - z[rows, y])  # -log softmax(z)_y = log sum e^z - z_y
-    dz = p
-    dz /= sum_p
+    e = np.exp(z)
+    sum_e = e.sum(1, keepdims=True)
+    loss = np.mean(np.log(sum_e[:, 0]) - z[rows, y])  # -log softmax(z)_y = log sum e^z - z_y
+    dz = np.divide(e, sum_e, out=e)              # softmax(z), in place
     dz[rows, y] -= 1
     dz /= N                                      # dL/dz = (softmax(z) - onehot(y)) / N
     grads = {"W_out": dz.T @ h, "b_out": dz.sum(0)}
@@ -67,8 +67,9 @@ def _input_grads(grads, recurrent_grads, params, x_ids):
     """Add the recurrent weights' gradients and scatter dL/dx into the embedding."""
     for name in _RECURRENT:
         grads[name] = recurrent_grads[name]
-    grads["embed"] = np.zeros_like(params["embed"])
-    np.add.at(grads["embed"], x_ids.T, recurrent_grads["x"])  # a repeated id sums its gradients
+    embed = params["embed"]
+    dembed = np.zeros(embed.shape, embed.dtype)
+    grads["embed"] = scatter_add_rows(dembed, x_ids.T, recurrent_grads["x"])  # repeats add up
     return grads
 
 

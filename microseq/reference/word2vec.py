@@ -14,9 +14,23 @@ CBOW:      h is the mean of the C context words' input vectors, o the centre wor
 
 The loss is the mean over the batch. Only the rows that were looked up get a
 gradient; a row looked up several times (a repeated id, or a negative equal to
-the true word) gets the sum of its gradients, via np.add.at.
+the true word) gets the sum of its gradients (scatter_add_rows).
 """
 import numpy as np
+
+
+def scatter_add_rows(out, ids, rows):
+    """out[ids[j]] += rows[j] for every j, summing over repeated ids: np.add.at(out, ids, rows).
+
+    np.add.at on whole rows is slow; on the flat array, with one index per
+    element, it takes numpy's fast path (5-8x faster). out must be C-contiguous.
+    """
+    if not out.flags.c_contiguous:
+        raise ValueError("scatter_add_rows: out must be C-contiguous")
+    D = out.shape[-1]
+    flat_ids = (ids.reshape(-1, 1) * D + np.arange(D)).ravel()  # row id * D + column
+    np.add.at(out.reshape(-1), flat_ids, rows.reshape(-1))
+    return out
 
 
 def _log_sigmoid(s):
@@ -34,22 +48,21 @@ def _negative_sampling(h, u_pos, u_neg):
     u_pos (B, D) and u_neg (B, K, D)."""
     B = h.shape[0]
     s_pos = np.einsum("bd,bd->b", u_pos, h)      # u_o . h, (B,)
-    s_neg = np.einsum("bkd,bd->bk", u_neg, h)    # u_k . h, (B, K)
+    s_neg = (u_neg @ h[:, :, None])[..., 0]      # u_k . h, (B, K)
     loss = -(_log_sigmoid(s_pos).sum() + _log_sigmoid(-s_neg).sum()) / B
     g_pos = (_sigmoid(s_pos) - 1) / B            # dL/ds_pos
     g_neg = _sigmoid(s_neg) / B                  # dL/ds_neg
-    dh = g_pos[:, None] * u_pos + np.einsum("bk,bkd->bd", g_neg, u_neg)
-    du_pos = g_pos[:, None] * h
+    dh = g_pos[:, None] * u_pos + (g_neg[:, None, :] @ u_neg)[:, 0]  # ds/dh = u
+    du_pos = g_pos[:, None] * h                  # ds/du = h
     du_neg = g_neg[:, :, None] * h[:, None, :]
     return float(loss), dh, du_pos, du_neg
 
 
 def _scatter_out(W_out, ids_pos, du_pos, ids_neg, du_neg):
     """dL/dW_out from the gradients of the rows that were looked up."""
-    dW_out = np.zeros_like(W_out)
-    np.add.at(dW_out, ids_pos, du_pos)
-    np.add.at(dW_out, ids_neg, du_neg)
-    return dW_out
+    dW_out = np.zeros(W_out.shape, W_out.dtype)
+    scatter_add_rows(dW_out, ids_pos, du_pos)
+    return scatter_add_rows(dW_out, ids_neg, du_neg)
 
 
 def skipgram_ns_loss_and_grads(W_in, W_out, centers, contexts, negatives):
@@ -60,8 +73,7 @@ def skipgram_ns_loss_and_grads(W_in, W_out, centers, contexts, negatives):
     """
     h = W_in[centers]                            # h = v_c, (B, D)
     loss, dh, du_pos, du_neg = _negative_sampling(h, W_out[contexts], W_out[negatives])
-    dW_in = np.zeros_like(W_in)
-    np.add.at(dW_in, centers, dh)
+    dW_in = scatter_add_rows(np.zeros(W_in.shape, W_in.dtype), centers, dh)
     return loss, {"W_in": dW_in, "W_out": _scatter_out(W_out, contexts, du_pos, negatives, du_neg)}
 
 
@@ -74,6 +86,6 @@ def cbow_ns_loss_and_grads(W_in, W_out, contexts, centers, negatives):
     C = contexts.shape[1]
     h = W_in[contexts].mean(1)                   # h = (1/C) sum_j v_j, (B, D)
     loss, dh, du_pos, du_neg = _negative_sampling(h, W_out[centers], W_out[negatives])
-    dW_in = np.zeros_like(W_in)
-    np.add.at(dW_in, contexts, np.broadcast_to(dh[:, None, :] / C, (*contexts.shape, h.shape[1])))
+    dv = np.broadcast_to(dh[:, None, :] / C, (*contexts.shape, h.shape[1]))  # dh/dv_j = 1/C
+    dW_in = scatter_add_rows(np.zeros(W_in.shape, W_in.dtype), contexts, dv)
     return loss, {"W_in": dW_in, "W_out": _scatter_out(W_out, centers, du_pos, negatives, du_neg)}
