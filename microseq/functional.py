@@ -3,6 +3,7 @@ gradients come for free from ops.py."""
 import numpy as np
 
 from microseq.ops import mean, transpose
+from microseq.tensor import default_rng
 
 
 def linear(x, weight, bias=None):
@@ -23,7 +24,7 @@ def dropout(x, p=0.5, training=True, rng=None):
         return x
     if not 0 <= p < 1:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    rng = rng if rng is not None else np.random.default_rng()
+    rng = rng if rng is not None else default_rng()  # seeded by manual_seed()
     keep = (rng.random(x.shape) >= p).astype(x.dtype) / (1 - p)
     return x * keep
 

@@ -160,6 +160,14 @@ def _has_array_index(index):
     return builtins.any(isinstance(i, (list, np.ndarray)) for i in parts)
 
 
+def _add_rows(grad, ids, g):
+    """grad[ids[j]] += g[j], repeats summed. np.add.at over whole rows is slow;
+    over the flat array with one index per element it takes numpy's fast path."""
+    row = grad[0].size if grad.shape[0] else 0
+    flat = ((ids.reshape(-1, 1) % grad.shape[0]) * row + np.arange(row)).ravel()
+    np.add.at(grad.reshape(-1), flat, g.reshape(-1))
+
+
 @op
 def getitem(a, index):
     """a[index] for slices and integer arrays. An index may repeat (an
@@ -168,7 +176,9 @@ def getitem(a, index):
 
     def vjp(g):
         grad = np.zeros(shape, dtype)
-        if _has_array_index(index):
+        if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
+            _add_rows(grad, index, g)
+        elif _has_array_index(index):
             np.add.at(grad, index, g)  # plain `grad[index] += g` would drop repeats
         else:
             grad[index] = g
