@@ -11,6 +11,8 @@ vector-Jacobian products, one per input:
 close over numpy arrays only, never over the output Tensor, so a graph is
 freed by reference counting as soon as nothing points at it.
 """
+import itertools
+import operator
 from contextlib import contextmanager
 
 import numpy as np
@@ -20,6 +22,8 @@ from microseq import scope as _scope
 DEFAULT_DTYPE = np.float32
 _grad_enabled = True
 _rng = np.random.default_rng(0)
+_counter = itertools.count()  # creation numbers: a node is always newer than its inputs
+_creation_number = operator.attrgetter("_number")
 _anomaly = False
 
 
@@ -33,7 +37,7 @@ class AnomalyError(FloatingPointError):
 
 class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_vjp", "_op", "_scope", "label",
-                 "__weakref__")
+                 "_number", "__weakref__")
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, label=None):
@@ -55,6 +59,7 @@ class Tensor:
         self._op = ""
         self._scope = _scope._current
         self.label = label
+        self._number = next(_counter)
 
     # --- plain properties -------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -99,51 +104,40 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ShapeError(f"backward: grad of shape {grad.shape} for a tensor of shape "
                                  f"{self.shape}")
-        order = _topological_order(self)
         self.grad = grad
-        for node in reversed(order):
-            g = node.grad
-            if g is None:
-                continue
+        for node in _topological_order(self):
             if node._vjp is None:
                 raise RuntimeError(
                     f"backward: the graph through '{node._op}' was already freed by an earlier "
                     "backward(); call backward(retain_graph=True) the first time")
+            g = node.grad
             for parent, vjp in zip(node._parents, node._vjp):
-                if not parent.requires_grad:
-                    continue
+                if vjp is None or not getattr(parent, "requires_grad", False):
+                    continue  # a constant, or an input that needs no gradient
                 pg = _unbroadcast(vjp(g), parent.data.shape)
                 if pg.dtype != parent.data.dtype:  # e.g. a float64 input met float32 weights
                     pg = pg.astype(parent.data.dtype)
                 if _anomaly and not np.isfinite(pg).all():
                     raise AnomalyError(f"{_where(node)}: its gradient became NaN/Inf")
-                if parent.grad is None:
-                    parent.grad = pg
-                else:
-                    parent.grad = parent.grad + pg
+                parent.grad = pg if parent.grad is None else parent.grad + pg
             if not retain_graph:
                 node._vjp = None
 
 
 def _topological_order(root):
-    """Non-leaf nodes that lead to root, inputs before outputs, found without
-    recursion (a 10,000-step BPTT graph is deep). Their stale .grad is cleared:
-    only leaves accumulate across backward() calls."""
-    order, seen, stack = [], set(), [(root, False)]
+    """The op nodes behind root, outputs first. A node is always created after
+    its inputs, so sorting by creation number is a topological order; finding
+    the nodes is a plain stack walk (no recursion: BPTT graphs are deep).
+    Stale .grad on these intermediate nodes is cleared: only leaves accumulate
+    across backward() calls."""
+    found, stack = {id(root): root}, [root]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        node.grad = None
-        stack.append((node, True))
-        for parent in node._parents:
-            if parent._parents and parent.requires_grad and id(parent) not in seen:
-                stack.append((parent, False))
-    return order
+        for parent in stack.pop()._parents:
+            if getattr(parent, "_op", "") and parent.requires_grad and id(parent) not in found:
+                found[id(parent)] = parent
+                parent.grad = None
+                stack.append(parent)
+    return sorted(found.values(), key=_creation_number, reverse=True)
 
 
 def _unbroadcast(grad, shape):
@@ -184,34 +178,25 @@ def op(fn):
     name = fn.__name__.lstrip("_")  # _concat(*arrays) is the op behind concat(list)
 
     def apply(*args, **options):
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         try:
-            value, vjps = fn(*arrays, **options)
+            value, vjps = fn(*[a.data if isinstance(a, Tensor) else a for a in args], **options)
         except (ValueError, IndexError, TypeError) as e:
             raise ShapeError(f"{name}: {_describe(args)}: {e}") from None
-        out = Tensor.__new__(Tensor)
-        out.data = value
-        out.grad = None
-        out._scope = _scope._current
-        out.label = None
-        out._op = name
         if _anomaly and not np.isfinite(value).all():
-            raise AnomalyError(f"{name}" + (f" in scope '{out._scope}'" if out._scope else "")
-                               + ": its value became NaN/Inf")
-        if _grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args):
-            out.requires_grad = True
-            if callable(vjps):
-                vjps = (vjps,)
-            if all(isinstance(a, Tensor) for a in args):
-                out._parents, out._vjp = args, vjps
-            else:
-                keep = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
-                out._parents = tuple(args[i] for i in keep)
-                out._vjp = tuple(vjps[i] for i in keep)
-        else:
-            out.requires_grad = False
-            out._parents = ()
-            out._vjp = None
+            raise AnomalyError(f"{name}" + (f" in scope '{_scope._current}'" if _scope._current
+                                            else "") + ": its value became NaN/Inf")
+        out = Tensor.__new__(Tensor)
+        out.data, out.grad, out.label, out._op, out._scope = value, None, None, name, _scope._current
+        out._number = next(_counter)
+        out.requires_grad = False
+        out._parents, out._vjp = (), None
+        if _grad_enabled:
+            for a in args:
+                if isinstance(a, Tensor) and a.requires_grad:
+                    # inputs as passed (constants included); vjps aligned with them
+                    out.requires_grad, out._parents = True, args
+                    out._vjp = (vjps,) if callable(vjps) else vjps
+                    break
         return out
 
     apply.__name__ = apply.__qualname__ = name
