@@ -1,0 +1,1 @@
+"""Models built from microseq layers and plain counts, shared by the lessons."""
