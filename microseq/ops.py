@@ -10,7 +10,7 @@ import builtins
 
 import numpy as np
 
-from microseq.tensor import ShapeError, Tensor, op
+from microseq.tensor import Scatter, ShapeError, Tensor, op
 
 # --- elementwise arithmetic (numpy broadcasting) ---------------------------
 
@@ -160,6 +160,20 @@ def _has_array_index(index):
     return builtins.any(isinstance(i, (list, np.ndarray)) for i in parts)
 
 
+@op
+def getitem(a, index):
+    """a[index] for slices and integer arrays. An index may repeat (an
+    embedding lookup of the same word twice): its gradients then add up.
+    The VJP is a Scatter, added into the input's gradient in place."""
+    if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
+        add = _add_rows
+    elif _has_array_index(index):
+        add = np.add.at  # plain `grad[index] += g` would drop repeats
+    else:
+        add = _add_slice
+    return a[index], (lambda g: Scatter(index, g, add), None)
+
+
 def _add_rows(grad, ids, g):
     """grad[ids[j]] += g[j], repeats summed. np.add.at over whole rows is slow;
     over the flat array with one index per element it takes numpy's fast path."""
@@ -168,23 +182,8 @@ def _add_rows(grad, ids, g):
     np.add.at(grad.reshape(-1), flat, g.reshape(-1))
 
 
-@op
-def getitem(a, index):
-    """a[index] for slices and integer arrays. An index may repeat (an
-    embedding lookup of the same word twice): its gradients then add up."""
-    shape, dtype = a.shape, a.dtype
-
-    def vjp(g):
-        grad = np.zeros(shape, dtype)
-        if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
-            _add_rows(grad, index, g)
-        elif _has_array_index(index):
-            np.add.at(grad, index, g)  # plain `grad[index] += g` would drop repeats
-        else:
-            grad[index] = g
-        return grad
-
-    return a[index], (vjp, None)
+def _add_slice(grad, index, g):
+    grad[index] += g  # a basic index selects each element at most once
 
 
 def concat(tensors, axis=0):

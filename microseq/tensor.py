@@ -105,23 +105,58 @@ class Tensor:
                 raise ShapeError(f"backward: grad of shape {grad.shape} for a tensor of shape "
                                  f"{self.shape}")
         self.grad = grad
+        owned = set()  # ids of tensors whose .grad array this pass allocated
         for node in _topological_order(self):
             if node._vjp is None:
                 raise RuntimeError(
                     f"backward: the graph through '{node._op}' was already freed by an earlier "
                     "backward(); call backward(retain_graph=True) the first time")
-            g = node.grad
             for parent, vjp in zip(node._parents, node._vjp):
                 if vjp is None or not getattr(parent, "requires_grad", False):
                     continue  # a constant, or an input that needs no gradient
-                pg = _unbroadcast(vjp(g), parent.data.shape)
-                if pg.dtype != parent.data.dtype:  # e.g. a float64 input met float32 weights
-                    pg = pg.astype(parent.data.dtype)
-                if _anomaly and not np.isfinite(pg).all():
+                contribution = vjp(node.grad)
+                if _anomaly and not np.isfinite(getattr(contribution, "values",
+                                                        contribution)).all():
                     raise AnomalyError(f"{_where(node)}: its gradient became NaN/Inf")
-                parent.grad = pg if parent.grad is None else parent.grad + pg
+                _accumulate(parent, contribution, owned)
             if not retain_graph:
                 node._vjp = None
+
+
+class Scatter:
+    """A gradient that is zero but for `values` at `index`: what getitem's VJP
+    returns. Adding it in place touches only that part, so slicing a (T, ...)
+    tensor once per time step costs O(T), not T full-size arrays of zeros."""
+
+    __slots__ = ("index", "values", "add")
+
+    def __init__(self, index, values, add):
+        self.index, self.values, self.add = index, values, add  # add(grad, index, values)
+
+
+def _accumulate(parent, contribution, owned):
+    """Add one gradient contribution into parent.grad. Only arrays this pass
+    allocated (`owned`) are added into in place: any other array may belong to
+    another node or to the user, so it is never written into."""
+    if isinstance(contribution, Scatter):
+        if id(parent) not in owned:
+            total = np.zeros(parent.data.shape, parent.data.dtype)
+            if parent.grad is not None:
+                total += parent.grad
+            parent.grad = total
+            owned.add(id(parent))
+        contribution.add(parent.grad, contribution.index, contribution.values)
+        return
+    grad = _unbroadcast(contribution, parent.data.shape)
+    if grad.dtype != parent.data.dtype:  # e.g. a float64 input met float32 weights
+        grad = grad.astype(parent.data.dtype)
+    if parent.grad is None:
+        parent.grad = grad
+    elif id(parent) in owned:
+        parent.grad += grad
+    else:
+        parent.grad = parent.grad + grad
+        owned.add(id(parent))
 
 
 def _topological_order(root):

@@ -1,0 +1,11 @@
+"""Layers in PyTorch's image: Module, Parameter, Linear, Embedding, Dropout,
+the recurrent cells and layers, and attention."""
+from microseq.nn.attention import AdditiveAttention, DotAttention
+from microseq.nn.layers import Dropout, Embedding, Linear
+from microseq.nn.module import Module, Parameter
+from microseq.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+
+__all__ = [
+    "GRU", "LSTM", "RNN", "AdditiveAttention", "DotAttention", "Dropout", "Embedding",
+    "GRUCell", "LSTMCell", "Linear", "Module", "Parameter", "RNNCell",
+]
