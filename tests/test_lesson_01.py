@@ -1,0 +1,116 @@
+"""Lesson 1, time series: the quick run, and the gradients of its two nets.
+
+The nets are checked in float64 at random small sizes: every parameter's
+autograd gradient against central differences, element by element, and the
+RNN's against the hand-derived BPTT in microseq.reference.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import microseq as ms
+from microseq import reference as ref
+from microseq.functional import mse_loss
+from microseq.models.sequence import ManyToOne, WindowMLP
+
+pytestmark = pytest.mark.lesson
+
+LESSON = Path(__file__).resolve().parents[1] / "lessons" / "01_time_series.py"
+FIGURES = ("forecasts.png", "test_mse.png", "training.png")
+EPS, RTOL, ATOL = 1e-6, 1e-5, 1e-8
+
+seeds = st.integers(0, 2**32 - 1)
+B_ = st.integers(1, 3)
+T_ = st.integers(1, 5)
+H_ = st.integers(1, 4)
+
+
+def run_quick(out, seed=0):
+    result = subprocess.run(
+        [sys.executable, str(LESSON), "--quick", "--seed", str(seed), "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_quick_run_meets_its_thresholds_and_repeats(tmp_path):
+    report = run_quick(tmp_path / "a")
+    assert {m["name"] for m in report["metrics"]} == {
+        "ar_rnn_mse_over_noise", "ar2_rnn_mse_over_naive", "seasonal_rnn_mse_over_naive"}
+    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
+    for name in FIGURES:
+        assert (tmp_path / "a" / name).stat().st_size > 0, name
+    # The same seed gives the same numbers, to the last digit.
+    again = run_quick(tmp_path / "b")
+    assert [m["value"] for m in again["metrics"]] == [m["value"] for m in report["metrics"]]
+
+
+def randomize(model, rng):
+    """float64 parameters ~ N(0, 1/fan_in): large enough to reach the tanh's curve."""
+    model.to(np.float64)
+    for p in model.parameters():
+        p.data[...] = rng.standard_normal(p.shape) / np.sqrt(p.shape[-1])
+    return model
+
+
+def assert_matches_finite_differences(loss, model):
+    """Every parameter's autograd gradient == central differences of loss()."""
+    model.zero_grad()
+    loss().backward()
+    for name, p in model.named_parameters():
+        flat = p.data.reshape(-1)  # a view: nudging it nudges the parameter
+        numeric = np.zeros(flat.size)
+        with ms.no_grad():
+            for i in range(flat.size):
+                old = flat[i]
+                flat[i] = old + EPS
+                up = loss().item()
+                flat[i] = old - EPS
+                down = loss().item()
+                flat[i] = old
+                numeric[i] = (up - down) / (2 * EPS)
+        np.testing.assert_allclose(p.grad.reshape(-1), numeric, rtol=RTOL, atol=ATOL,
+                                   err_msg=name)
+
+
+@given(B=B_, T=T_, H=H_, seed=seeds, cell=st.sampled_from(["rnn", "lstm", "gru"]))
+def test_rnn_forecaster_gradients_match_finite_differences(B, T, H, seed, cell):
+    rng = np.random.default_rng(seed)
+    model = randomize(ManyToOne(1, H, 1, cell=cell), rng)
+    windows, targets = rng.standard_normal((B, T, 1)), rng.standard_normal(B)
+    assert_matches_finite_differences(lambda: mse_loss(model(windows)[:, 0], targets), model)
+
+
+@given(B=B_, width=T_, H=H_, seed=seeds)
+def test_windowed_net_gradients_match_finite_differences(B, width, H, seed):
+    rng = np.random.default_rng(seed)
+    model = randomize(WindowMLP(width, H), rng)
+    windows, targets = rng.standard_normal((B, width)), rng.standard_normal(B)
+    assert_matches_finite_differences(lambda: mse_loss(model(windows)[:, 0], targets), model)
+
+
+@given(B=B_, T=T_, H=H_, seed=seeds)
+def test_rnn_forecaster_gradients_match_the_reference_bptt(B, T, H, seed):
+    """L = sum(R * forecast): the head's gradient by hand, then BPTT from
+    dL/dh_T = R W_head through microseq.reference.rnn_backward."""
+    rng = np.random.default_rng(seed)
+    model = randomize(ManyToOne(1, H, 1), rng)
+    windows, upstream = rng.standard_normal((B, T, 1)), rng.standard_normal((B, 1))
+    (model(windows) * upstream).sum().backward()
+
+    rnn, head = model.rnn, model.head
+    weights = [p.data for p in (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0,
+                                rnn.bias_hh_l0)]
+    hs, cache = ref.rnn_forward(windows.transpose(1, 0, 2), np.zeros((B, H)), *weights)
+    grads = ref.rnn_backward(None, cache, dh_last=upstream @ head.weight.data)
+    expected = {"rnn.weight_ih_l0": grads["W_ih"], "rnn.weight_hh_l0": grads["W_hh"],
+                "rnn.bias_ih_l0": grads["b_ih"], "rnn.bias_hh_l0": grads["b_hh"],
+                "head.weight": upstream.T @ hs[-1], "head.bias": upstream.sum(0)}
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, expected[name], rtol=1e-10, atol=1e-12, err_msg=name)
