@@ -1,0 +1,172 @@
+"""The scalar engine: reverse-mode autograd on single numbers, in one class.
+
+Every op computes its output and, right beside it, the local derivative of
+that output with respect to each input (d out / d input). backward() walks the
+graph from the root and, by the chain rule, adds `local * out.grad` into each
+input's grad; a value used twice simply receives two contributions.
+
+A node keeps its inputs and those local derivatives, never a closure over
+itself, so a graph holds no reference cycles: reference counting frees it as
+soon as the last output is dropped, and Python's cycle collector never has to
+walk it. That, with `__slots__`, is what makes this engine fast.
+"""
+import math
+
+from microseq.scope import current
+
+
+class Value:
+    """A number that remembers how it was computed.
+
+    `data` is the number, `grad` is d(root)/d(self) after `root.backward()`,
+    `label` an optional name for drawings. `_parents` are the inputs of the op
+    that made this value and `_local` the partial derivatives of this value
+    with respect to each of them, in the same order; `_op` names the op ("" for
+    a leaf) and `_scope` is the scope it was built in (see microseq.scope).
+    """
+
+    __slots__ = ("_local", "_op", "_parents", "_scope", "data", "grad", "label")
+
+    def __init__(self, data, _parents=(), _local=(), _op="", label=None):
+        self.data = float(data)
+        self.grad = 0.0
+        self._parents = _parents
+        self._local = _local
+        self._op = _op
+        self._scope = current()
+        self.label = label
+
+    def __repr__(self):
+        name = f"{self.label}: " if self.label else ""
+        return f"Value({name}data={self.data:.6g}, grad={self.grad:.6g})"
+
+    # --- ops: the output, then d out / d each input -------------------------
+
+    def __add__(self, other):
+        if not isinstance(other, Value):
+            other = Value(other)
+        return Value(self.data + other.data, (self, other), (1.0, 1.0), "+")
+
+    def __sub__(self, other):
+        if not isinstance(other, Value):
+            other = Value(other)
+        return Value(self.data - other.data, (self, other), (1.0, -1.0), "-")
+
+    def __mul__(self, other):
+        if not isinstance(other, Value):
+            other = Value(other)
+        return Value(self.data * other.data, (self, other), (other.data, self.data), "*")
+
+    def __truediv__(self, other):
+        if not isinstance(other, Value):
+            other = Value(other)
+        a, b = self.data, other.data
+        return Value(a / b, (self, other), (1.0 / b, -a / (b * b)), "/")
+
+    def __neg__(self):
+        return Value(-self.data, (self,), (-1.0,), "neg")
+
+    def __pow__(self, n):
+        if isinstance(n, bool) or not isinstance(n, (int, float)):
+            raise TypeError(
+                f"**: the exponent must be a number, got {type(n).__name__}; "
+                "for a Value exponent write (x.log() * y).exp()")
+        x = self.data
+        if not float(n).is_integer() and x <= 0:
+            raise ValueError(f"**: base must be positive for the non-integer exponent {n}, got {x}")
+        if n < 0 and x == 0:
+            raise ValueError(f"**: 0.0 cannot be raised to the negative power {n}")
+        # d/dx x**n = n x**(n-1); written so that n = 0 needs no x**-1 at x = 0
+        return Value(x ** n, (self,), (n * x ** (n - 1) if n else 0.0,), f"**{n}")
+
+    def __rpow__(self, base):
+        # base**x = exp(x ln base), so d/dx = base**x * ln(base)
+        if base <= 0:
+            raise ValueError(f"**: a number raised to a Value needs a positive base, got {base}")
+        out = base ** self.data
+        return Value(out, (self,), (out * math.log(base),), f"{base}**")
+
+    def exp(self):
+        e = math.exp(self.data)
+        return Value(e, (self,), (e,), "exp")
+
+    def log(self):
+        x = self.data
+        if x <= 0:
+            raise ValueError(f"log: input must be positive, got {x}")
+        return Value(math.log(x), (self,), (1.0 / x,), "log")
+
+    def tanh(self):
+        t = math.tanh(self.data)
+        return Value(t, (self,), (1.0 - t * t,), "tanh")
+
+    def sigmoid(self):
+        x = self.data
+        # two forms so that exp never overflows, whatever the sign of x
+        if x >= 0:
+            s = 1.0 / (1.0 + math.exp(-x))
+        else:
+            e = math.exp(x)
+            s = e / (1.0 + e)
+        return Value(s, (self,), (s * (1.0 - s),), "sigmoid")
+
+    def relu(self):
+        # the derivative at exactly 0 is taken to be 0, as in PyTorch
+        if self.data > 0:
+            return Value(self.data, (self,), (1.0,), "relu")
+        return Value(0.0, (self,), (0.0,), "relu")
+
+    # numbers on the left: 2 + x, 2 - x, 2 * x, 2 / x
+    def __radd__(self, other):
+        return Value(other) + self
+
+    def __rsub__(self, other):
+        return Value(other) - self
+
+    def __rmul__(self, other):
+        return Value(other) * self
+
+    def __rtruediv__(self, other):
+        return Value(other) / self
+
+    # --- the backward pass ----------------------------------------------------
+
+    def backward(self):
+        """Fill `.grad` of every value this one depends on with d(self)/d(value).
+
+        Like PyTorch, gradients accumulate in leaves (values no op made, such
+        as parameters): calling backward() twice, or on two losses, adds up, so
+        reset them (`p.grad = 0.0`) between optimiser steps. Values made by ops
+        are recomputed from zero on every call, never left stale. The root
+        receives gradient 1 (it is accumulated too when the root is a leaf).
+        """
+        order = self._topological_order()
+        self.grad += 1.0
+        for v in reversed(order):
+            g = v.grad
+            for parent, local in zip(v._parents, v._local):
+                parent.grad += local * g
+
+    def _topological_order(self):
+        """The values made by ops that self depends on (and self), inputs first.
+
+        Depth-first with an explicit stack rather than recursion, so that a
+        chain of any length fits. Their grads are reset on the way, so that
+        only leaves accumulate across backward() calls.
+        """
+        order, seen = [], set()
+        stack = [(self, False)]
+        while stack:
+            v, inputs_done = stack.pop()
+            if inputs_done:
+                if v._parents:
+                    v.grad = 0.0
+                order.append(v)
+            elif v not in seen:
+                seen.add(v)
+                stack.append((v, True))
+                for p in v._parents:
+                    # leaves have nothing to propagate to: leave them out
+                    if p._parents and p not in seen:
+                        stack.append((p, False))
+        return order
