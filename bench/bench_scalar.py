@@ -107,10 +107,10 @@ def mlp_loss(value, layers, points):
     for (a, b), _ in points:
         x = [value(a), value(b)]
         for i, layer in enumerate(layers):
-            acts = [sum((wi * xi for wi, xi in zip(w, x)), bias) for w, bias in layer]
+            acts = [sum((wi * xi for wi, xi in zip(w, x, strict=True)), bias) for w, bias in layer]
             x = acts if i == len(layers) - 1 else [act.relu() for act in acts]
         scores.append(x[0])
-    losses = [(1 + -label * score).relu() for (_, label), score in zip(points, scores)]
+    losses = [(1 + -label * score).relu() for (_, label), score in zip(points, scores, strict=True)]
     params = [p for layer in layers for w, bias in layer for p in (*w, bias)]
     return sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in params)
 
@@ -123,15 +123,22 @@ def chain(value, n=100_000):
     return v
 
 
-def _median_ms(fn, repeats):
-    fn()  # warm-up
+def _median_ms(build, repeats):
+    """Median time of build().backward() over `repeats` runs, after a warm-up.
+
+    Freeing the graph is left out of the timing for both engines: Value's
+    graph is freed by reference counting, the reference's only by the cycle
+    collector, at some later time.
+    """
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats + 1):
         gc.collect()  # every run starts from the same clean heap; the collector stays on
         start = time.perf_counter()
-        fn()
+        root = build()
+        root.backward()
         times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        del root
+    return 1000 * statistics.median(times[1:])
 
 
 def run(repeats=5):
@@ -141,14 +148,15 @@ def run(repeats=5):
     ratio = ms / reference_ms (below 1 means microseq is faster).
     """
     points = make_moons(100, random.Random(0))
-    workloads = {
-        "scalar MLP 2-16-16-1, 100 points, forward+backward":
-            lambda value: mlp_loss(value, make_mlp(value, [2, 16, 16, 1], random.Random(0)), points),
-        "scalar chain of 100,000 ops, forward+backward": chain,
-    }
+
+    def mlp(value):
+        return mlp_loss(value, make_mlp(value, [2, 16, 16, 1], random.Random(0)), points)
+
+    workloads = {"scalar MLP 2-16-16-1, 100 points, fwd+bwd": mlp,
+                 "scalar chain of 100,000 ops, fwd+bwd": chain}
     results = []
     for name, build in workloads.items():
-        ms, ref_ms = (_median_ms(lambda v=v, build=build: build(v).backward(), repeats)
+        ms, ref_ms = (_median_ms(lambda v=v, build=build: build(v), repeats)
                       for v in (Value, ClosureValue))
         results.append({"name": name, "ms": round(ms, 2), "reference": "micrograd-style closures",
                         "reference_ms": round(ref_ms, 2), "ratio": round(ms / ref_ms, 3)})

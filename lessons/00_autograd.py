@@ -26,7 +26,9 @@ lesson.section("1. A neuron, by hand")
 lesson.say("""
     A Value is a number that remembers the op that made it and the local
     derivative of that op with respect to each input. Here is one neuron,
-    o = tanh(x1*w1 + x2*w2 + b), built from single numbers.
+    built from single numbers:
+
+        o = tanh(x1*w1 + x2*w2 + b)
 """)
 x1, x2 = Value(1.5, label="x1"), Value(-0.5, label="x2")
 w1, w2 = Value(0.8, label="w1"), Value(-1.2, label="w2")
@@ -83,7 +85,7 @@ for name, (f, point) in checks.items():
     error = max(abs(a - n) for a, n in zip(autograd_scalar(f, point),
                                            numerical_grad_scalar(f, point), strict=True))
     max_error = max(max_error, error)
-    print(f"  {name:<9} inputs={len(point)}  max |autograd - numeric| = {error:.2e}")
+    print(f"    {name:<9} inputs={len(point)}  max |autograd - numeric| = {error:.2e}")
 
 # --- 3. A tiny MLP --------------------------------------------------------------
 
@@ -152,7 +154,7 @@ def train_step(k):
 losses = [train_step(k) for k in lesson.progress(range(steps), "training")]
 final_loss, accuracy = loss_and_accuracy()
 final_loss = final_loss.data
-print(f"  {len(params)} parameters; loss {losses[0]:.3f} -> {final_loss:.3f}, "
+print(f"    {len(params)} parameters; loss {losses[0]:.3f} -> {final_loss:.3f}, "
       f"accuracy on the training points {accuracy:.0%}")
 
 fig, ax = plt.subplots(figsize=(5, 3))
@@ -177,8 +179,10 @@ lesson.savefig(fig, "mlp_boundary")
 lesson.section("4. A 3-step RNN: the first BPTT graph")
 lesson.say("""
     A recurrent neuron reuses the same three weights at every time step:
-    h_t = tanh(w_x * x_t + w_h * h_(t-1) + b). Unrolling it over 3 inputs
-    gives an ordinary graph, so backward() works unchanged; that is all
+
+        h_t = tanh(w_x * x_t + w_h * h_(t-1) + b)
+
+    Unrolling it over 3 inputs gives an ordinary graph, so backward() works unchanged; that is all
     backpropagation through time is. Each step is built inside scope("t=k"),
     which the drawing turns into one box per step.
 """)

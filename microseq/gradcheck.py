@@ -32,7 +32,7 @@ def check_close(autograd, numeric, rtol, atol, names=None):
     """
     names = range(len(autograd)) if names is None else names
     excess = []  # (|diff| - tol, i) of each input out of tolerance; NaN counts as infinitely far
-    for i, (a, b) in enumerate(zip(autograd, numeric)):
+    for i, (a, b) in enumerate(zip(autograd, numeric, strict=True)):
         diff, tol = abs(a - b), atol + rtol * abs(b)
         if not diff <= tol:
             excess.append((math.inf if math.isnan(diff - tol) else diff - tol, i))

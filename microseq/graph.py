@@ -11,7 +11,8 @@ Scopes (see microseq.scope) become clusters: everything built inside
 `with scope("t=3"):` is drawn in a box labelled "t=3". Nested scopes nest:
 "enc/t=3" is a box "t=3" inside a box "enc". A node is drawn in the scope it
 was made in, so parameters and inputs created before the loop sit outside all
-the boxes, once, with an edge into every step that uses them.
+the boxes, once, with an edge into every step that uses them. The boxes are
+laid out one after another, in the order they were built.
 
 Once backward() has run, nodes are filled by the norm of their gradient on a
 log scale, with a legend: a gradient that vanishes across the time steps of
@@ -53,10 +54,10 @@ def to_dot(root, title=None):
     edges += _step_order(nodes, index)
 
     # newrank: rank the whole graph at once, so clusters do not pile up at the left
-    out = ["digraph G {",
-           '  graph [rankdir=LR, newrank=true, fontname="Helvetica", fontsize=11, '
-           "nodesep=0.15, ranksep=0.3" + (f", label={_quote(title)}, labelloc=t" if title else "")
-           + "];",
+    attrs = 'rankdir=LR, newrank=true, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.3'
+    if title:
+        attrs += f", label={_quote(title)}, labelloc=t"
+    out = ["digraph G {", f"  graph [{attrs}];",
            '  node [fontname="Helvetica", fontsize=10, height=0.3];',
            '  edge [color="#555555", arrowsize=0.6];']
     out += ["  " + line for line in body.pop("", [])]

@@ -83,7 +83,7 @@ def steps_reached(dot, param_label):
     """The clusters that the node labelled `param_label` has an edge into."""
     clusters, where, edges = parse(dot)
     node = re.search(rf'(n\d+) \[[^\n]*label="{{?\s*{param_label}\b', dot)[1]
-    return {clusters[where[head.removesuffix("_op")]][0] for tail, head in edges if tail == node}
+    return {clusters[where[head]][0] for tail, head in edges if tail == node}
 
 
 # --- structure -------------------------------------------------------------------

@@ -76,6 +76,11 @@ def test_single_op_derivatives(f, x, expected):
     assert grads(f, x) == [pytest.approx(expected, rel=1e-12)]
 
 
+def test_sigmoid_does_not_overflow():
+    assert grads(lambda x: x.sigmoid(), -1000.0) == [0.0]
+    assert Value(1000.0).sigmoid().data == 1.0
+
+
 def test_sum_of_products():
     # f = x y + y^3: df/dx = y, df/dy = x + 3 y^2
     assert grads(lambda x, y: x * y + y ** 3, 2.0, -1.5) == [-1.5, 2.0 + 3 * 1.5 ** 2]

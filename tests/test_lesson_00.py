@@ -1,0 +1,63 @@
+"""Lesson 0 runs end to end; the Lesson plumbing every lesson shares behaves as documented."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from microseq.lesson import Lesson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.lesson
+def test_lesson_0_quick(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "lessons" / "00_autograd.py"), "--quick",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert (report["lesson"], report["quick"], report["seed"]) == (0, True, 0)
+    assert report["seconds"] > 0
+    assert {m["name"] for m in report["metrics"]} == {
+        "gradcheck_max_abs_error", "mlp_accuracy", "mlp_loss_ratio"}
+    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
+    for name in ["neuron_before", "neuron_after", "rnn_bptt"]:
+        assert (tmp_path / f"{name}.gv").exists()
+        svg = (tmp_path / f"{name}.svg").read_text()
+        assert "<svg" in svg
+    assert all(f"t={t}" in (tmp_path / "rnn_bptt.svg").read_text() for t in (1, 2, 3))
+    for name in ["mlp_loss.png", "mlp_boundary.png"]:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert "passed" in run.stdout and str(tmp_path) in run.stdout
+
+
+@pytest.mark.lesson
+def test_lesson_arguments_and_a_missed_metric(tmp_path, capsys):
+    lesson = Lesson(7, "a test", arguments={"--text": dict(default=None)},
+                    argv=["--quick", "--seed", "3", "--out", str(tmp_path), "--text", "t.txt"])
+    assert (lesson.quick, lesson.seed, lesson.out, lesson.args.text) == (True, 3, tmp_path, "t.txt")
+    assert lesson.metric("acc", 0.95, threshold=0.9)
+    assert not lesson.metric("loss", float("nan"), threshold=1.0, higher_is_better=False)
+    lesson.register(tmp_path / "notes.txt")
+    with pytest.raises(SystemExit) as exit_:
+        lesson.finish()
+    assert exit_.value.code == 1
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["metrics"] == [
+        {"name": "acc", "value": 0.95, "threshold": 0.9, "higher_is_better": True, "passed": True},
+        {"name": "loss", "value": "nan", "threshold": 1.0, "higher_is_better": False,
+         "passed": False}]
+    assert report["files"] == [str(tmp_path / "notes.txt")]  # and metrics.json itself
+    out = capsys.readouterr().out
+    assert "MISSED" in out and "FAILED: 1 of 2" in out
+
+
+@pytest.mark.lesson
+def test_lesson_defaults(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lesson = Lesson(4, "defaults", argv=[])
+    assert (lesson.quick, lesson.seed) == (False, 0)
+    assert lesson.out == Path("runs/lesson-4") and lesson.out.is_dir()
+    lesson.finish()  # no metrics: nothing missed
+    assert json.loads((lesson.out / "metrics.json").read_text())["metrics"] == []
