@@ -1,10 +1,12 @@
 """microseq: a minimal reverse-mode autograd engine and tiny sequence models."""
-from microseq import functional
+from microseq import functional, graph
+from microseq.gradcheck import GradcheckError, gradcheck, gradcheck_scalar
 from microseq.ops import (
     add, binary_cross_entropy_with_logits, concat, cross_entropy, div, exp, getitem, log,
     log_softmax, matmul, max, maximum, mean, mul, neg, pow, relu, reshape, sigmoid, softmax,
     split, stack, sub, sum, tanh, transpose, where,
 )
+from microseq.scalar import Value
 from microseq.scope import scope
 from microseq.tensor import (
     AnomalyError, ShapeError, Tensor, default_rng, detect_anomaly, is_grad_enabled, manual_seed,
@@ -12,9 +14,11 @@ from microseq.tensor import (
 )
 
 __all__ = [
-    "AnomalyError", "ShapeError", "Tensor", "add", "binary_cross_entropy_with_logits", "concat",
-    "cross_entropy", "default_rng", "detect_anomaly", "div", "exp", "functional", "getitem", "is_grad_enabled",
-    "log", "log_softmax", "manual_seed", "matmul", "max", "maximum", "mean", "mul", "neg", "no_grad", "ones",
-    "op", "pow", "randn", "relu", "reshape", "scope", "sigmoid", "softmax", "split", "stack",
-    "sub", "sum", "tanh", "tensor", "transpose", "where", "zeros",
+    "AnomalyError", "GradcheckError", "ShapeError", "Tensor", "Value", "add",
+    "binary_cross_entropy_with_logits", "concat", "cross_entropy", "default_rng",
+    "detect_anomaly", "div", "exp", "functional", "getitem", "gradcheck", "gradcheck_scalar",
+    "graph", "is_grad_enabled", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
+    "mean", "mul", "neg", "no_grad", "ones", "op", "pow", "randn", "relu", "reshape", "scope",
+    "sigmoid", "softmax", "split", "stack", "sub", "sum", "tanh", "tensor", "transpose", "where",
+    "zeros",
 ]

@@ -9,7 +9,10 @@ with a correct gradient to roughly 1e-8 relative. An input passes when
 """
 import math
 
+import numpy as np
+
 from microseq.scalar import Value
+from microseq.tensor import Tensor, no_grad
 
 
 class GradcheckError(AssertionError):
@@ -71,4 +74,48 @@ def gradcheck_scalar(f, inputs, eps=1e-6, rtol=1e-5, atol=1e-8):
     the worst input, both numbers and the tolerance.
     """
     check_close(autograd_scalar(f, inputs), numerical_grad_scalar(f, inputs, eps), rtol, atol)
+    return True
+
+
+def gradcheck(f, *inputs, eps=1e-6, rtol=1e-4, atol=1e-6, max_elements=64, seed=0):
+    """Check the autograd gradients of `f(*inputs)` against central differences.
+
+    `f` maps Tensors to a Tensor of any shape; it is reduced to the scalar
+    L = sum(f(...) * r) with a fixed random r, so every output element is
+    tested at the cost of one backward pass. Inputs are copied to float64.
+    Each input is checked on every element, or on `max_elements` of them drawn
+    at random when it is larger. Returns True, or raises GradcheckError naming
+    the input, the element, both numbers and the tolerance.
+    """
+    rng = np.random.default_rng(seed)
+    xs = [Tensor(np.array(x.data if isinstance(x, Tensor) else x, dtype=np.float64),
+                 requires_grad=getattr(x, "requires_grad", True)) for x in inputs]
+    out = f(*xs)
+    weights = rng.standard_normal(out.shape)
+    (out * weights).sum().backward()
+
+    def objective():
+        with no_grad():
+            return float((f(*xs).data * weights).sum())
+
+    autograd, numeric, names = [], [], []
+    for i, x in enumerate(xs):
+        if not x.requires_grad:
+            continue
+        analytic = np.zeros_like(x.data) if x.grad is None else x.grad
+        flat = x.data.reshape(-1)  # a view: nudging it nudges x
+        picks = range(flat.size)
+        if flat.size > max_elements:
+            picks = rng.choice(flat.size, max_elements, replace=False)
+        for j in picks:
+            saved = flat[j]
+            flat[j] = saved + eps
+            up = objective()
+            flat[j] = saved - eps
+            down = objective()
+            flat[j] = saved
+            numeric.append((up - down) / (2 * eps))
+            autograd.append(float(analytic.reshape(-1)[j]))
+            names.append(f"{i} at {tuple(int(k) for k in np.unravel_index(j, x.shape))}")
+    check_close(autograd, numeric, rtol, atol, names)
     return True

@@ -238,7 +238,8 @@ def op(fn):
             raise AnomalyError(f"{name}" + (f" in scope '{_scope._current}'" if _scope._current
                                             else "") + ": its value became NaN/Inf")
         out = Tensor.__new__(Tensor)
-        out.data, out.grad, out.label, out._op, out._scope = value, None, None, name, _scope._current
+        out.data, out.grad, out.label, out._op = value, None, None, name
+        out._scope = _scope._current
         out._number = next(_counter)
         out.requires_grad = False
         out._parents, out._vjp = (), None

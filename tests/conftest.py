@@ -9,4 +9,5 @@ settings.register_profile(
 )
 settings.register_profile("default", deadline=None, max_examples=30)
 settings.register_profile("dev", deadline=None, max_examples=300)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
+default = "ci" if os.environ.get("CI") else "default"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", default))

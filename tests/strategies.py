@@ -3,7 +3,9 @@ import functools
 import math
 import operator
 
+import numpy as np
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from microseq.scalar import Value
 
@@ -108,3 +110,40 @@ def expressions(draw, n_inputs=3, root=None):
     point = draw(st.lists(st.floats(-2.0, 2.0), min_size=n_inputs, max_size=n_inputs)
                  .filter(lambda p: well_conditioned(tree, p)))
     return tree, point
+
+
+# === Tensor engine ============================================================
+# Arrays are float64 and drawn from ranges where every op is smooth: away from
+# relu's kink at 0, from log's pole, and (for max) with no near-ties, so that
+# central differences are a trustworthy witness.
+
+def shapes(min_dims=0, max_dims=3, max_side=4):
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=max_side)
+
+
+def broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4):
+    """Shape tuples that broadcast together in every way numpy allows:
+    leading axes added, size-1 axes stretched, 0-d scalars."""
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=num_shapes, max_dims=max_dims, max_side=max_side).map(lambda s: s.input_shapes)
+
+
+def floats(low=-2.0, high=2.0):
+    return st.floats(low, high, allow_nan=False, allow_infinity=False, width=64)
+
+
+def arrays(shape, low=-2.0, high=2.0, away_from_zero=0.0):
+    """float64 arrays in [low, high]; with away_from_zero > 0, no element is
+    closer than that to 0 (relu's kink, a divisor, a power of a negative)."""
+    elements = floats(low, high)
+    if away_from_zero:
+        elements = elements.filter(lambda v: abs(v) >= away_from_zero)
+    return hnp.arrays(np.float64, shape, elements=elements)
+
+
+def distinct_arrays(shape, gap=1e-2):
+    """float64 arrays whose elements are at least `gap` apart: max has no ties."""
+    size = int(np.prod(shape, dtype=int))
+    return st.permutations(range(size)).flatmap(
+        lambda order: hnp.arrays(np.float64, (size,), elements=floats(0, 0.4 * gap)).map(
+            lambda jitter: (np.asarray(order) * gap + jitter).reshape(shape) - size * gap / 2))
