@@ -4,6 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+# One BLAS thread everywhere: the matrices here are small, and more threads
+# make them slower (and fight over a 2-core machine's cores).
+export OMP_NUM_THREADS := 1
+export OPENBLAS_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
 
 .PHONY: test lessons bench lint clean
 .DEFAULT_GOAL := test
@@ -25,9 +30,8 @@ lesson-%: $(STAMP)
 lessons: $(STAMP)
 	@set -e; for f in lessons/[0-9][0-9]_*.py; do echo "== $$f"; $(PY) $$f $(ARGS); done
 
-# One BLAS thread: tiny matmuls get slower with more threads.
 bench: $(STAMP)
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check microseq lessons tests bench

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as pyplot
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from microseq import graph
@@ -62,6 +63,10 @@ class Lesson:
         for flag, options in (arguments or {}).items():
             parser.add_argument(flag, **options)
         self.args = parser.parse_args(argv)
+        # The lessons' matrices are small: extra BLAS threads only fight over the
+        # cores (lesson 3's quick run: about 50 s with two threads beside other
+        # work, 3 s with one).
+        self._blas_threads = threadpool_limits(limits=1, user_api="blas")
         self.number, self.title = number, title
         self.quick, self.seed, self.out = self.args.quick, self.args.seed, self.args.out
         self.out.mkdir(parents=True, exist_ok=True)
