@@ -17,7 +17,7 @@ import numpy as np
 import microseq as ms
 from microseq.data import BPTTBatcher, CharVocab, DataError, load_text
 from microseq.lesson import Lesson
-from microseq.models.char_lm import CharLM, detach_state
+from microseq.models.char_lm import CharLM, truncated_bptt
 from microseq.models.ngram import fit_add_k
 from microseq.optim import Adam
 from microseq.train import train
@@ -166,23 +166,7 @@ lesson.say(f"""
     recurrent net produces now and then, cannot throw the weights far.
 """)
 
-
-def epoch(rng):
-    """One pass over the training stream; `first` marks where state resets."""
-    for i, (x, y) in enumerate(batcher):
-        yield x, y, i == 0
-
-
-carried = {"state": None}
-
-
-def loss_fn(model, window):
-    x, y, first = window
-    loss, state = model.loss(x, y, None if first else carried["state"])
-    carried["state"] = detach_state(state)   # keep the values, cut the graph
-    return loss
-
-
+epoch, loss_fn = truncated_bptt(batcher)   # windows in order, the state carried and detached
 history = train(model, Adam(model.parameters(), lr=lr), epoch, loss_fn, steps=steps,
                 seed=lesson.seed, clip=clip, eval_every=eval_every, desc="char RNN",
                 evaluate=lambda m: {"bpc": m.bits_per_char(test_ids, eval_rows)})

@@ -19,7 +19,7 @@ from microseq import nn
 from microseq import reference as ref
 from microseq.data import BPTTBatcher, CharVocab, DataError, adding_problem, load_text
 from microseq.lesson import Lesson
-from microseq.models.char_lm import CharLM, detach_state
+from microseq.models.char_lm import CharLM, truncated_bptt
 from microseq.models.long_range import SequenceRegressor, fit, mse
 from microseq.models.ngram import fit_add_k
 from microseq.optim import Adam
@@ -282,25 +282,11 @@ lesson.say(f"""
     {trigram:.3f} on the same characters.
 """)
 
-
-def windows(rng):
-    """One pass over the training stream; `first` marks where the state restarts."""
-    for i, (x, y) in enumerate(BPTTBatcher(train_ids, batch, seq_len)):
-        yield x, y, i == 0
-
-
 language_models, lm_histories, lm_seconds = {}, {}, {}
 for kind in kinds:
     model = language_models[kind] = CharLM(len(vocab), hidden_size=lm_hidden, embed_size=32,
                                            cell=kind)
-    carried = {"state": None}
-
-    def loss_fn(model, window, carried=carried):
-        x, y, first = window
-        loss, state = model.loss(x, y, None if first else carried["state"])
-        carried["state"] = detach_state(state)   # keep the values, cut the graph
-        return loss
-
+    windows, loss_fn = truncated_bptt(BPTTBatcher(train_ids, batch, seq_len))
     start = time.perf_counter()
     lm_histories[kind] = train(model, Adam(model.parameters(), lr=1e-2), windows, loss_fn,
                                lm_steps, seed=lesson.seed, clip=1.0, desc=f"{kind.upper()} text")

@@ -1,27 +1,20 @@
 """Lesson 0 runs end to end; the Lesson plumbing every lesson shares behaves as documented."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from lesson_runs import assert_quick_run_passed, run_quick
 
 from microseq.lesson import Lesson
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.lesson
 def test_lesson_0_quick(tmp_path):
-    run = subprocess.run([sys.executable, str(ROOT / "lessons" / "00_autograd.py"), "--quick",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout + run.stderr
-    report = json.loads((tmp_path / "metrics.json").read_text())
+    run, report = run_quick("00_autograd", tmp_path, timeout=120)
     assert (report["lesson"], report["quick"], report["seed"]) == (0, True, 0)
     assert report["seconds"] > 0
-    assert {m["name"] for m in report["metrics"]} == {
-        "gradcheck_max_abs_error", "mlp_accuracy", "mlp_loss_ratio"}
-    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
+    assert_quick_run_passed(report, tmp_path, {
+        "gradcheck_max_abs_error", "mlp_accuracy", "mlp_loss_ratio"})
     for name in ["neuron_before", "neuron_after", "rnn_bptt"]:
         assert (tmp_path / f"{name}.gv").exists()
         svg = (tmp_path / f"{name}.svg").read_text()

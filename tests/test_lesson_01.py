@@ -4,15 +4,11 @@ The nets are checked in float64 at random small sizes: every parameter's
 autograd gradient against central differences, element by element, and the
 RNN's against the hand-derived BPTT in microseq.reference.
 """
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lesson_runs import assert_quick_run_passed, run_quick
 
 import microseq as ms
 from microseq import reference as ref
@@ -21,7 +17,6 @@ from microseq.models.sequence import ManyToOne, WindowMLP
 
 pytestmark = pytest.mark.lesson
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "01_time_series.py"
 FIGURES = ("forecasts.png", "test_mse.png", "training.png")
 EPS, RTOL, ATOL = 1e-6, 1e-5, 1e-8
 
@@ -31,23 +26,13 @@ T_ = st.integers(1, 5)
 H_ = st.integers(1, 4)
 
 
-def run_quick(out, seed=0):
-    result = subprocess.run(
-        [sys.executable, str(LESSON), "--quick", "--seed", str(seed), "--out", str(out)],
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return json.loads((out / "metrics.json").read_text())
-
-
 def test_quick_run_meets_its_thresholds_and_repeats(tmp_path):
-    report = run_quick(tmp_path / "a")
-    assert {m["name"] for m in report["metrics"]} == {
-        "ar_rnn_mse_over_noise", "ar2_rnn_mse_over_naive", "seasonal_rnn_mse_over_naive"}
-    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
-    for name in FIGURES:
-        assert (tmp_path / "a" / name).stat().st_size > 0, name
+    _, report = run_quick("01_time_series", tmp_path / "a", "--seed", 0)
+    assert_quick_run_passed(report, tmp_path / "a", {
+        "ar_rnn_mse_over_noise", "ar2_rnn_mse_over_naive", "seasonal_rnn_mse_over_naive"},
+        files=FIGURES)
     # The same seed gives the same numbers, to the last digit.
-    again = run_quick(tmp_path / "b")
+    _, again = run_quick("01_time_series", tmp_path / "b", "--seed", 0)
     assert [m["value"] for m in again["metrics"]] == [m["value"] for m in report["metrics"]]
 
 

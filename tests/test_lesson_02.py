@@ -5,15 +5,11 @@ Gradients are checked in float64 at random small sizes: every parameter's
 autograd gradient against central differences, element by element, and the
 RNN versions against the hand-derived BPTT in microseq.reference.
 """
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lesson_runs import assert_quick_run_passed, run_quick
 
 import microseq as ms
 from microseq import nn
@@ -23,7 +19,6 @@ from microseq.models.sequence import ManyToMany, ManyToOne, OneToMany, masked_cr
 
 pytestmark = pytest.mark.lesson
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "02_rnn_shapes.py"
 EPS, RTOL, ATOL = 1e-6, 1e-5, 1e-8
 
 seeds = st.integers(0, 2**32 - 1)
@@ -36,17 +31,11 @@ cells = st.sampled_from(["rnn", "lstm", "gru"])
 
 
 def test_quick_run_meets_its_thresholds(tmp_path):
-    result = subprocess.run([sys.executable, str(LESSON), "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    report = json.loads((tmp_path / "metrics.json").read_text())
-    assert {m["name"] for m in report["metrics"]} == {
+    result, report = run_quick("02_rnn_shapes", tmp_path)
+    assert_quick_run_passed(report, tmp_path, {
         "cell_library_vs_numpy_max_diff", "many_to_one_accuracy", "tagging_entity_f1",
-        "tagging_token_accuracy", "one_to_many_exact_accuracy"}
-    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
-    for name in ("training.png", "tagging.png", "rnn_unrolled.gv"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    assert all(Path(f).exists() for f in report["files"])
+        "tagging_token_accuracy", "one_to_many_exact_accuracy"},
+        files=("training.png", "tagging.png", "rnn_unrolled.gv"))
     for stage in ("(B, T, 1)", "(B, T, H)", "(B, T, tags)", "(B, T, V)"):  # shapes are printed
         assert stage in result.stdout, stage
 

@@ -6,26 +6,22 @@ Gradients are checked in float64 at random small sizes: against the
 hand-derived language-model backward in microseq.reference (every parameter,
 element by element) and against central differences along random directions.
 """
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lesson_runs import assert_quick_run_passed, run_quick
 
 import microseq as ms
 from microseq import reference as ref
 from microseq.data import BPTTBatcher
-from microseq.models.char_lm import CharLM, detach_state
+from microseq.models.char_lm import CharLM, detach_state, truncated_bptt
 from microseq.models.ngram import NgramLM, fit_add_k
 
 pytestmark = pytest.mark.lesson
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "03_char_lm.py"
 EPS, RTOL, ATOL = 1e-6, 1e-6, 1e-8
 
 seeds = st.integers(0, 2**32 - 1)
@@ -40,16 +36,10 @@ REFERENCE = {"rnn": ref.rnn_lm_loss_and_grads, "lstm": ref.lstm_lm_loss_and_grad
 
 
 def test_quick_run_meets_its_thresholds(tmp_path):
-    result = subprocess.run([sys.executable, str(LESSON), "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    report = json.loads((tmp_path / "metrics.json").read_text())
-    assert {m["name"] for m in report["metrics"]} == {
-        "toy_predicts_ello", "heldout_bpc_rnn", "rnn_bpc_minus_3gram_bpc"}
-    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
-    for name in ("learning_curve.png", "hidden_units.png", "samples.txt"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    assert all(Path(f).exists() for f in report["files"])
+    result, report = run_quick("03_char_lm", tmp_path)
+    assert_quick_run_passed(report, tmp_path, {
+        "toy_predicts_ello", "heldout_bpc_rnn", "rnn_bpc_minus_3gram_bpc"},
+        files=("learning_curve.png", "hidden_units.png", "samples.txt"))
     assert "temperature 0.3" in result.stdout and "P(o)" in result.stdout
 
 
@@ -149,6 +139,29 @@ def test_batcher_windows_with_carried_state_read_each_row_unbroken(cell, n, batc
         whole, _ = model(batcher.x[:, :len(batcher) * seq_len])
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), whole.data, rtol=1e-12,
                                atol=1e-12)
+
+
+@settings(max_examples=15)
+@given(cell=cells, n=st.integers(30, 120), batch=st.integers(1, 4), seq_len=st.integers(1, 7),
+       seed=seeds)
+def test_truncated_bptt_losses_are_those_of_one_run_and_each_pass_restarts(cell, n, batch,
+                                                                           seq_len, seed):
+    """The batches and loss_fn the lessons give train(): each window's loss
+    equals the loss on that stretch of one run over the whole rows, and a
+    second pass over the stream repeats the first (the state starts afresh)."""
+    model, rng = small_model(cell, 6, 2, 3, seed)
+    ids = rng.integers(0, 6, n)
+    if (n - 1) // batch < seq_len:
+        return
+    batcher = BPTTBatcher(ids, batch, seq_len)
+    batches, loss_fn = truncated_bptt(batcher)
+    with ms.no_grad():
+        passes = [[loss_fn(model, window).item() for window in batches(None)] for _ in range(2)]
+        whole, _ = model(batcher.x[:, :len(batcher) * seq_len])
+        expected = [ms.cross_entropy(whole[:, i * seq_len:(i + 1) * seq_len], y).item()
+                    for i, (_, y) in enumerate(batcher)]
+    np.testing.assert_allclose(passes[0], expected, rtol=1e-12, atol=1e-12)
+    assert passes[1] == passes[0]
 
 
 @settings(max_examples=15)

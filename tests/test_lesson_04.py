@@ -10,15 +10,11 @@ lesson rests on, at random small sizes in float64.
 - detaching every k steps leaves the forward values alone, gives exactly
   zero gradient before the last window and the full gradient inside it.
 """
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lesson_runs import assert_quick_run_passed, run_quick
 
 import microseq as ms
 from microseq import nn
@@ -27,7 +23,6 @@ from microseq.functional import mse_loss
 
 pytestmark = pytest.mark.lesson
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "04_bptt.py"
 EPS, RTOL, ATOL = 1e-6, 1e-6, 1e-8
 
 seeds = st.integers(0, 2**32 - 1)
@@ -40,19 +35,13 @@ radii = st.floats(0.2, 2.0)
 
 
 def test_quick_run_meets_its_thresholds(tmp_path):
-    result = subprocess.run([sys.executable, str(LESSON), "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    report = json.loads((tmp_path / "metrics.json").read_text())
-    assert {m["name"] for m in report["metrics"]} == {
+    _, report = run_quick("04_bptt", tmp_path)
+    assert_quick_run_passed(report, tmp_path, {
         "decay_rate_rho0.5_factor_vs_jacobian_norms", "gradient_fade_rho0.5_g1_over_gT",
         "gradient_growth_rho1.5_g1_over_gT", "clipped_final_over_start", "unclipped_diverged",
-        "truncated_grad_beyond_window_max", "truncated_vs_full_inside_window_max_diff"}
-    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
-    for name in ("gradient_norms.png", "clipping.png", "truncation.png", "tanh_vs_relu.png",
-                 "bptt_graph_before.gv", "bptt_graph_after.gv"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    assert all(Path(f).exists() for f in report["files"])
+        "truncated_grad_beyond_window_max", "truncated_vs_full_inside_window_max_diff"},
+        files=("gradient_norms.png", "clipping.png", "truncation.png", "tanh_vs_relu.png",
+               "bptt_graph_before.gv", "bptt_graph_after.gv"))
     # one cluster per time step, and the coloured version has a legend
     after = (tmp_path / "bptt_graph_after.gv").read_text()
     assert all(f'label="t={t}"' in after for t in range(1, 7)) and "legend" in after

@@ -4,15 +4,11 @@ backward), what its per-step gradients mean, and the cell's gates.
 
 Gradients are checked in float64 at random small sizes drawn by hypothesis.
 """
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lesson_runs import assert_quick_run_passed, run_quick
 
 import microseq as ms
 from microseq import functional as F
@@ -22,7 +18,6 @@ from microseq.models.long_range import SequenceRegressor, fit, gradient_per_step
 
 pytestmark = pytest.mark.lesson
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "05_lstm.py"
 EPS, RTOL, ATOL = 1e-6, 1e-6, 1e-9
 
 seeds = st.integers(0, 2**32 - 1)
@@ -34,18 +29,12 @@ kinds = st.sampled_from(["rnn", "lstm"])
 
 
 def test_quick_run_meets_its_thresholds(tmp_path):
-    result = subprocess.run([sys.executable, str(LESSON), "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    report = json.loads((tmp_path / "metrics.json").read_text())
-    assert {m["name"] for m in report["metrics"]} == {
+    result, report = run_quick("05_lstm", tmp_path)
+    assert_quick_run_passed(report, tmp_path, {
         "numpy_step_vs_nn_lstm_max_abs_diff", "reference_vs_autograd_max_abs_diff",
         "lstm_test_mse", "rnn_test_mse_over_baseline",
-        "lstm_over_rnn_gradient_reach_orders_of_magnitude"}
-    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
-    for name in ("adding_problem.png", "gradient_per_step.png", "gates.png"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    assert all(Path(f).exists() for f in report["files"])
+        "lstm_over_rnn_gradient_reach_orders_of_magnitude"},
+        files=("adding_problem.png", "gradient_per_step.png", "gates.png"))
     assert "largest |autograd - by hand|" in result.stdout
 
 

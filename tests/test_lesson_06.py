@@ -4,15 +4,11 @@ the update gate's two extremes.
 
 Gradients are checked in float64 at random small sizes drawn by hypothesis.
 """
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lesson_runs import assert_quick_run_passed, run_lesson, run_quick
 
 import microseq as ms
 from microseq import functional as F
@@ -22,7 +18,6 @@ from microseq.models.long_range import SequenceRegressor
 
 pytestmark = pytest.mark.lesson
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "06_gru.py"
 EPS, RTOL, ATOL = 1e-6, 1e-6, 1e-9
 
 seeds = st.integers(0, 2**32 - 1)
@@ -33,18 +28,12 @@ H_ = st.integers(1, 5)
 
 
 def test_quick_run_meets_its_thresholds(tmp_path):
-    result = subprocess.run([sys.executable, str(LESSON), "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    report = json.loads((tmp_path / "metrics.json").read_text())
-    assert {m["name"] for m in report["metrics"]} == {
+    result, report = run_quick("06_gru", tmp_path)
+    assert_quick_run_passed(report, tmp_path, {
         "numpy_step_vs_nn_gru_max_abs_diff", "reference_vs_autograd_max_abs_diff",
         "gru_test_mse", "lstm_test_mse", "rnn_test_mse_over_baseline",
-        "gru_heldout_bpc_minus_rnn"}
-    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
-    for name in ("gru_comparison.png", "char_lm_comparison.png"):
-        assert (tmp_path / name).stat().st_size > 0, name
-    assert all(Path(f).exists() for f in report["files"])
+        "gru_heldout_bpc_minus_rnn"},
+        files=("gru_comparison.png", "char_lm_comparison.png"))
     for model in ("RNN", "LSTM", "GRU"):   # the comparison tables
         assert sum(line.split()[:1] == [model] for line in result.stdout.splitlines()) == 2
 
@@ -52,12 +41,10 @@ def test_quick_run_meets_its_thresholds(tmp_path):
 def test_text_option_trains_the_language_models_on_a_given_file(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat. " * 2000)
-    result = subprocess.run([sys.executable, str(LESSON), "--quick", "--out", str(tmp_path),
-                             "--text", str(corpus)], capture_output=True, text=True, timeout=300)
+    result = run_lesson("06_gru", "--quick", "--out", tmp_path, "--text", corpus)
     assert "corpus.txt, 48,000 characters" in result.stdout, result.stdout[-3000:]
-    missing = subprocess.run([sys.executable, str(LESSON), "--quick", "--out", str(tmp_path),
-                              "--text", str(tmp_path / "nope.txt")],
-                             capture_output=True, text=True, timeout=60)
+    missing = run_lesson("06_gru", "--quick", "--out", tmp_path, "--text", tmp_path / "nope.txt",
+                         timeout=60)
     assert missing.returncode != 0 and "lesson 6" in missing.stderr
 
 

@@ -1,15 +1,11 @@
 """Lesson 7, word2vec: the --quick run, CBOW and skip-gram gradients against
 the hand-derived reference and finite differences, the negative sampler,
 and the data and lookup helpers of microseq.models.word2vec."""
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lesson_runs import assert_quick_run_passed, run_quick
 
 import microseq as ms
 from microseq.graph import find_dot
@@ -21,23 +17,17 @@ from microseq.reference.word2vec import cbow_ns_loss_and_grads, skipgram_ns_loss
 
 pytestmark = pytest.mark.lesson
 
-LESSON = Path(__file__).resolve().parents[1] / "lessons" / "07_word2vec.py"
 FIGURES = ["planted_pca.png", "training.png", "partner_ranks.png", "pca.png", "cbow_graph.gv"]
 
 seeds = st.integers(0, 2**32 - 1)
 
 
 def test_quick_run(tmp_path):
-    result = subprocess.run([sys.executable, str(LESSON), "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads((tmp_path / "metrics.json").read_text())
-    names = {m["name"] for m in report["metrics"]}
-    assert {"planted_cbow_neighbour_purity", "planted_skipgram_neighbour_purity",
-            "cbow_median_partner_rank", "skipgram_median_partner_rank"} <= names
-    assert all(m["passed"] for m in report["metrics"]), report["metrics"]
-    for name in FIGURES + (["cbow_graph.svg"] if find_dot() else []):
-        assert (tmp_path / name).is_file(), name
+    _, report = run_quick("07_word2vec", tmp_path, timeout=120)
+    assert_quick_run_passed(report, tmp_path, {
+        "planted_cbow_neighbour_purity", "planted_skipgram_neighbour_purity",
+        "cbow_median_partner_rank", "skipgram_median_partner_rank"}, exactly=False,
+        files=FIGURES + (["cbow_graph.svg"] if find_dot() else []))
 
 
 # --- gradients: autograd == hand-derived reference == finite differences ------

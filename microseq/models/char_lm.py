@@ -4,6 +4,7 @@
     logits, state = model(x)              # x (B, T) int ids -> logits (B, T, V)
     loss, state = model.loss(x, y, state)  # mean cross-entropy in nats
     state = detach_state(state)           # truncated BPTT: keep the values, cut the graph
+    batches, loss_fn = truncated_bptt(BPTTBatcher(ids, 32, 64))   # the same, for train()
     model.bits_per_char(test_ids)         # batched, state carried across windows
     model.sample(vocab.encode("The "), 200, temperature=0.8)
 
@@ -31,6 +32,33 @@ def detach_state(state):
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
+
+
+def truncated_bptt(batcher):
+    """train()'s `batches` and `loss_fn` for a CharLM on a BPTTBatcher's windows.
+
+        batches, loss_fn = truncated_bptt(BPTTBatcher(train_ids, 32, 64))
+        train(model, Adam(model.parameters()), batches, loss_fn, steps, clip=1.0)
+
+    Each window starts from the previous window's final state, detached, so
+    every row is read as one unbroken text while backpropagation stops at
+    the window edge; each pass over the stream starts again from zeros.
+    The carried state belongs to this pair: one pair per model.
+    """
+    def batches(rng):
+        for i, (x, y) in enumerate(batcher):
+            yield x, y, i == 0   # first: the state restarts
+
+    carried = None
+
+    def loss_fn(model, window):
+        nonlocal carried
+        x, y, first = window
+        loss, state = model.loss(x, y, None if first else carried)
+        carried = detach_state(state)   # keep the values, cut the graph
+        return loss
+
+    return batches, loss_fn
 
 
 class CharLM(nn.Module):
