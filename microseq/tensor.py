@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from microseq import scope as _scope
+from microseq.scope import current as current_scope
 
 DEFAULT_DTYPE = np.float32
 _grad_enabled = True
@@ -74,7 +74,7 @@ class Tensor:
         self._parents = ()
         self._vjp = None
         self._op = ""
-        self._scope = _scope._current
+        self._scope = current_scope()
         self.label = label
         self._number = next(_counter)
 
@@ -235,11 +235,11 @@ def op(fn):
         except (ValueError, IndexError, TypeError) as e:
             raise ShapeError(f"{name}: {_describe(args)}: {e}") from None
         if _anomaly and not np.isfinite(value).all():
-            raise AnomalyError(f"{name}" + (f" in scope '{_scope._current}'" if _scope._current
-                                            else "") + ": its value became NaN/Inf")
+            where = f" in scope '{current_scope()}'" if current_scope() else ""
+            raise AnomalyError(f"{name}{where}: its value became NaN/Inf")
         out = Tensor.__new__(Tensor)
         out.data, out.grad, out.label, out._op = value, None, None, name
-        out._scope = _scope._current
+        out._scope = current_scope()
         out._number = next(_counter)
         out.requires_grad = False
         out._parents, out._vjp = (), None
