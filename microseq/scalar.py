@@ -145,8 +145,7 @@ class Value:
         self.grad += 1.0
         for v in reversed(order):
             g = v.grad
-            # equal lengths by construction; strict=True would cost ~10% of backward()
-            for parent, local in zip(v._parents, v._local):  # noqa: B905
+            for parent, local in zip(v._parents, v._local):
                 parent.grad += local * g
 
     def _topological_order(self):
