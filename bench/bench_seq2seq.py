@@ -8,16 +8,16 @@ microseq.reference's lstm_forward / lstm_backward) and then takes the same
 Adam step, so the ratio is the price of autograd alone. The tests check that
 both give the same loss and gradients.
 """
-import statistics
-import time
-
 import numpy as np
 
 import microseq as ms
+from bench.common import median_ms, record
 from microseq.data import addition, encode_seq2seq, seq2seq_vocab
 from microseq.models.seq2seq import Seq2Seq
 from microseq.optim import Adam, clip_grad_norm_
 from microseq.reference import lstm_backward, lstm_forward
+
+LSTM_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def peeky_loss_and_grads(params, xs, dec_in, target):
@@ -34,13 +34,13 @@ def peeky_loss_and_grads(params, xs, dec_in, target):
     # Encoder, time-major (T, B, E).
     hs_enc, c_enc, enc_cache = lstm_forward(
         p["encoder.embed.weight"][xs.T], zeros, zeros, *(
-            p[f"encoder.lstm.{w}_l0"] for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+            p[f"encoder.lstm.{w}_l0"] for w in LSTM_WEIGHTS))
     h = hs_enc[-1]
     # Peeky decoder: h beside every input and every output of the decoder LSTM.
     peek = np.broadcast_to(h, (Ta, B, H))
     dec_x = np.concatenate([p["decoder.embed.weight"][dec_in.T], peek], axis=-1)
     hs_dec, _, dec_cache = lstm_forward(dec_x, h, c_enc, *(
-        p[f"decoder.lstm.{w}_l0"] for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
+        p[f"decoder.lstm.{w}_l0"] for w in LSTM_WEIGHTS))
     features = np.concatenate([hs_dec, peek], axis=-1).reshape(Ta * B, 2 * H)
     logits = features @ p["decoder.out.weight"].T + p["decoder.out.bias"]
     # Softmax cross-entropy, mean over the Ta * B positions.
@@ -57,14 +57,14 @@ def peeky_loss_and_grads(params, xs, dec_in, target):
     g = {"decoder.out.weight": dlogits.T @ features, "decoder.out.bias": dlogits.sum(axis=0)}
     dfeatures = (dlogits @ p["decoder.out.weight"]).reshape(Ta, B, 2 * H)
     dec = lstm_backward(dfeatures[..., :H], dec_cache)
-    for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+    for w in LSTM_WEIGHTS:
         g[f"decoder.lstm.{w}_l0"] = dec[_ref_name(w)]
-    # h reached the loss four ways: the decoder's initial state, and its copies
-    # beside every decoder input and every decoder output.
+    # h reached the loss three ways: as the decoder's initial state, and as the
+    # copies beside every decoder input and every decoder output.
     dh = dec["h0"] + dfeatures[..., H:].sum(axis=0) + dec["x"][..., E:].sum(axis=0)
     g["decoder.embed.weight"] = _scatter(p["decoder.embed.weight"], dec_in.T, dec["x"][..., :E])
     enc = lstm_backward(None, enc_cache, dh_last=dh, dc_last=dec["c0"])
-    for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+    for w in LSTM_WEIGHTS:
         g[f"encoder.lstm.{w}_l0"] = enc[_ref_name(w)]
     g["encoder.embed.weight"] = _scatter(p["encoder.embed.weight"], xs.T, enc["x"])
     return loss, g
@@ -81,16 +81,6 @@ def _scatter(table, ids, grads):
     out = np.zeros_like(table)
     np.add.at(out, ids, grads)
     return out
-
-
-def _median_ms(fn, repeats):
-    fn()  # warm-up: Adam's buffers, numpy's caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def run(repeats=5):
@@ -121,8 +111,5 @@ def run(repeats=5):
         clip_grad_norm_(optimizer.params, 5.0)
         optimizer.step()
 
-    ms_autograd = _median_ms(autograd_step, repeats)
-    ms_numpy = _median_ms(numpy_step, repeats)
-    return [{"name": "seq2seq peeky+reversed step, batch 128, hidden 128 (fwd+bwd+Adam)",
-             "ms": round(ms_autograd, 2), "reference": "hand-written numpy backward",
-             "reference_ms": round(ms_numpy, 2), "ratio": round(ms_autograd / ms_numpy, 3)}]
+    return [record("seq2seq peeky+reversed step, B=128 H=128", median_ms(autograd_step, repeats),
+                   "hand-derived numpy backward", median_ms(numpy_step, repeats))]
