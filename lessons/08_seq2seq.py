@@ -13,14 +13,6 @@ All four learn from the same 45,000 problems and are tested on 5,000 others.
 
     .venv/bin/python lessons/08_seq2seq.py [--quick] [--seed S] [--out DIR]
 """
-import os
-
-# One BLAS thread. These matmuls are small: a second thread mostly waits for
-# the first, and when another program shares the CPU it makes every step
-# several times slower. (Read when numpy loads, so it must come first.)
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 import math
 from collections import Counter
 

@@ -9,14 +9,6 @@ the same data in the same budget, for comparison.
 
     .venv/bin/python lessons/09_attention.py [--quick] [--seed S] [--out DIR]
 """
-import os
-
-# One BLAS thread. These matmuls are small: a second thread mostly waits for
-# the first, and when another program shares the CPU it makes every step
-# several times slower. (Read when numpy loads, so it must come first.)
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 import math
 
 import matplotlib.pyplot as plt
