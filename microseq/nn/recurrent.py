@@ -221,14 +221,16 @@ class _Recurrent(Module):
     def _run_layer(self, k, x, state, time_axis):
         w_ih, w_hh, b_ih, b_hh = (getattr(self, f"{name}_l{k}", None)
                                   for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        if time_axis:  # time-major inside, so that each step's slice is contiguous
+            x = transpose(x, (1, 0, 2))
         # All T input projections in one (T*B, D) @ (D, G*H) matmul.
         rows = x.reshape(-1, x.shape[2])
         xp = self.cell.project(rows, w_ih, b_ih, b_hh).reshape(*x.shape[:2], -1)
         recurrent = self.cell.recurrent(w_hh, b_hh)
         outputs = []
-        for t in range(x.shape[time_axis]):
+        for t in range(x.shape[0]):
             with scope(f"t={t}"):
-                state = self._step(xp[:, t] if time_axis else xp[t], state, *recurrent)
+                state = self._step(xp[t], state, *recurrent)
             outputs.append(state[0] if isinstance(state, tuple) else state)
         return stack(outputs, axis=time_axis), state
 
