@@ -260,7 +260,8 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, evalu
 
     model.train()
     running, shown = None, {}
-    with tqdm(total=steps, initial=start, desc=desc, disable=not progress) as bar:
+    # disable=None: shown on a terminal, silent in captured logs
+    with tqdm(total=steps, initial=start, desc=desc, disable=None if progress else True) as bar:
         for step in range(start + 1, steps + 1):
             optimizer.zero_grad()
             loss = loss_fn(model, next(stream))
