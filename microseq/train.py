@@ -193,13 +193,15 @@ class _Batches:
 
 def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, evaluate=None,
           eval_every=None, checkpoint_dir=None, checkpoint_every=None, resume=False,
-          progress=True, desc="train"):
+          progress=None, desc="train"):
     """Run `steps` optimizer steps and return their History.
 
     Each step takes the next batch, computes `loss = loss_fn(model, batch)`
     (a scalar Tensor), backpropagates, clips the gradients' joint norm to
     `clip` if given, and updates the parameters. The progress bar shows a
-    running (exponentially smoothed) loss and the latest evaluation.
+    running (exponentially smoothed) loss and the latest evaluation; it is
+    shown on a terminal by default (progress=None), always with True, never
+    with False.
 
     batches: a function `rng -> iterable of batches for one epoch`, called
         with a numpy Generator seeded by `seed`, or an iterable that gives
@@ -260,8 +262,9 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, evalu
 
     model.train()
     running, shown = None, {}
-    # disable=None: shown on a terminal, silent in captured logs
-    with tqdm(total=steps, initial=start, desc=desc, disable=None if progress else True) as bar:
+    # tqdm's disable=None: a bar on a terminal, nothing in captured logs
+    disable = None if progress is None else not progress
+    with tqdm(total=steps, initial=start, desc=desc, disable=disable) as bar:
         for step in range(start + 1, steps + 1):
             optimizer.zero_grad()
             loss = loss_fn(model, next(stream))

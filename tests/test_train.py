@@ -249,9 +249,11 @@ def test_history_checkpoints_and_evaluation(tmp_path):
 def test_progress_bar_shows_running_loss_and_metrics(capsys):
     model, optimizer = fresh(0)
     train(model, optimizer, shuffled_batches, mse, steps=4, evaluate=evaluate,
-          desc="fit")
+          desc="fit", progress=True)
     err = capsys.readouterr().err
     assert "fit" in err and "loss=" in err and "mse=" in err
+    train(model, optimizer, shuffled_batches, mse, steps=4, desc="quiet")
+    assert "quiet" not in capsys.readouterr().err  # captured output is not a terminal
 
 
 def test_argument_mistakes_are_clear_errors():

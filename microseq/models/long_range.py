@@ -86,7 +86,7 @@ def gradient_per_step(model, x, y):
 
 
 def fit(model, x, y, steps, batch_size=64, lr=1e-2, clip=1.0, seed=0, evaluate=None,
-        eval_every=None, progress=True, desc=None):
+        eval_every=None, progress=None, desc=None):
     """Train with Adam on the MSE loss, the gradient norm clipped to `clip`.
 
     The defaults solve the adding problem at length 50 (hidden size 32)
