@@ -129,13 +129,20 @@ class Tensor:
                     f"backward: the graph through '{node._op}' was already freed by an earlier "
                     "backward(); call backward(retain_graph=True) the first time")
             for parent, vjp in zip(node._parents, node._vjp):
-                if vjp is None or not getattr(parent, "requires_grad", False):
+                if vjp is None or not (isinstance(parent, Tensor) and parent.requires_grad):
                     continue  # a constant, or an input that needs no gradient
                 contribution = vjp(node.grad)
                 if _anomaly and not np.isfinite(getattr(contribution, "values",
                                                         contribution)).all():
                     raise AnomalyError(f"{_where(node)}: its gradient became NaN/Inf")
-                _accumulate(parent, contribution, owned)
+                if (parent.grad is None and type(contribution) is np.ndarray
+                        and contribution.shape == parent.data.shape
+                        and contribution.dtype == parent.data.dtype):
+                    # The common case, inlined: _accumulate would only store it too, after
+                    # two calls and as many checks, a few percent of a small op's backward.
+                    parent.grad = contribution
+                else:
+                    _accumulate(parent, contribution, owned)
             if not retain_graph:
                 node._vjp = None
 
@@ -185,7 +192,8 @@ def _topological_order(root):
     found, stack = {id(root): root}, [root]
     while stack:
         for parent in stack.pop()._parents:
-            if getattr(parent, "_op", "") and parent.requires_grad and id(parent) not in found:
+            if (isinstance(parent, Tensor) and parent._op and parent.requires_grad
+                    and id(parent) not in found):
                 found[id(parent)] = parent
                 parent.grad = None
                 stack.append(parent)
