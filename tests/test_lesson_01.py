@@ -4,13 +4,16 @@ The nets are checked in float64 at random small sizes: every parameter's
 autograd gradient against central differences, element by element, and the
 RNN's against the hand-derived BPTT in microseq.reference.
 """
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lesson_runs import assert_quick_run_passed, run_quick
+from model_gradients import assert_matches_finite_differences as assert_matches
+from model_gradients import randomize
 
-import microseq as ms
 from microseq import reference as ref
 from microseq.functional import mse_loss
 from microseq.models.sequence import ManyToOne, WindowMLP
@@ -36,32 +39,7 @@ def test_quick_run_meets_its_thresholds_and_repeats(tmp_path):
     assert [m["value"] for m in again["metrics"]] == [m["value"] for m in report["metrics"]]
 
 
-def randomize(model, rng):
-    """float64 parameters ~ N(0, 1/fan_in): large enough to reach the tanh's curve."""
-    model.to(np.float64)
-    for p in model.parameters():
-        p.data[...] = rng.standard_normal(p.shape) / np.sqrt(p.shape[-1])
-    return model
-
-
-def assert_matches_finite_differences(loss, model):
-    """Every parameter's autograd gradient == central differences of loss()."""
-    model.zero_grad()
-    loss().backward()
-    for name, p in model.named_parameters():
-        flat = p.data.reshape(-1)  # a view: nudging it nudges the parameter
-        numeric = np.zeros(flat.size)
-        with ms.no_grad():
-            for i in range(flat.size):
-                old = flat[i]
-                flat[i] = old + EPS
-                up = loss().item()
-                flat[i] = old - EPS
-                down = loss().item()
-                flat[i] = old
-                numeric[i] = (up - down) / (2 * EPS)
-        np.testing.assert_allclose(p.grad.reshape(-1), numeric, rtol=RTOL, atol=ATOL,
-                                   err_msg=name)
+assert_matches_finite_differences = partial(assert_matches, eps=EPS, rtol=RTOL, atol=ATOL)
 
 
 @given(B=B_, T=T_, H=H_, seed=seeds, cell=st.sampled_from(["rnn", "lstm", "gru"]))

@@ -5,11 +5,15 @@ Gradients are checked in float64 at random small sizes: every parameter's
 autograd gradient against central differences, element by element, and the
 RNN versions against the hand-derived BPTT in microseq.reference.
 """
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lesson_runs import assert_quick_run_passed, run_quick
+from model_gradients import assert_matches_finite_differences as assert_matches
+from model_gradients import randomize
 
 import microseq as ms
 from microseq import nn
@@ -64,33 +68,7 @@ def test_cell_and_layer_equal_the_equation_by_hand(B, T, D, H, seed):
 
 # ------------------------------------------------------------- gradients
 
-def randomize(model, rng):
-    """float64 parameters ~ N(0, 1/fan_in): large enough to reach every nonlinearity."""
-    model.to(np.float64)
-    for p in model.parameters():
-        p.data[...] = rng.standard_normal(p.shape) / np.sqrt(p.shape[-1])
-    return model
-
-
-def assert_matches_finite_differences(loss, model):
-    """Every parameter's autograd gradient == central differences of loss()."""
-    model.zero_grad()
-    loss().backward()
-    for name, p in model.named_parameters():
-        flat = p.data.reshape(-1)  # a view: nudging it nudges the parameter
-        numeric = np.zeros(flat.size)
-        with ms.no_grad():
-            for i in range(flat.size):
-                old = flat[i]
-                flat[i] = old + EPS
-                up = loss().item()
-                flat[i] = old - EPS
-                down = loss().item()
-                flat[i] = old
-                numeric[i] = (up - down) / (2 * EPS)
-        grad = np.zeros(p.shape) if p.grad is None else p.grad
-        np.testing.assert_allclose(grad.reshape(-1), numeric, rtol=RTOL, atol=ATOL,
-                                   err_msg=name)
+assert_matches_finite_differences = partial(assert_matches, eps=EPS, rtol=RTOL, atol=ATOL)
 
 
 def padded_batch(rng, B, T, V, K):

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lesson_runs import assert_quick_run_passed, run_quick
+from model_gradients import assert_directional_derivatives_match
 
 import microseq as ms
 from microseq import functional as F
@@ -53,20 +54,8 @@ def small_regressor(kind, D, H, seed):
 def test_regressor_gradients_equal_central_differences(kind, B, T, D, H, seed):
     model, rng = small_regressor(kind, D, H, seed)
     x, y = rng.standard_normal((B, T, D)), rng.standard_normal(B)
-    model.zero_grad()
-    F.mse_loss(model(x), y).backward()
-    for name, p in model.named_parameters():
-        d = rng.standard_normal(p.shape)
-        original = p.data
-        with ms.no_grad():
-            p.data = original + EPS * d
-            up = F.mse_loss(model(x), y).item()
-            p.data = original - EPS * d
-            down = F.mse_loss(model(x), y).item()
-        p.data = original
-        numeric = (up - down) / (2 * EPS)
-        analytic = float(np.sum(p.grad * d))
-        assert abs(analytic - numeric) <= ATOL + RTOL * abs(numeric), (name, analytic, numeric)
+    assert_directional_derivatives_match(lambda: F.mse_loss(model(x), y), model, rng,
+                                         EPS, RTOL, ATOL)
 
 
 @given(B=B_, T=T_, D=D_, H=H_, seed=seeds)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lesson_runs import assert_quick_run_passed, run_lesson, run_quick
+from model_gradients import assert_directional_derivatives_match, randomize
 
 import microseq as ms
 from microseq import functional as F
@@ -55,23 +56,10 @@ def test_gru_regressor_gradients_equal_central_differences(B, T, D, H, seed):
     ms.manual_seed(seed)
     model = SequenceRegressor("gru", D, H).to(np.float64)
     rng = np.random.default_rng(seed)
-    for p in model.parameters():   # large enough to reach every nonlinearity
-        p.data[...] = rng.standard_normal(p.shape) / np.sqrt(p.shape[-1])
+    randomize(model, rng)
     x, y = rng.standard_normal((B, T, D)), rng.standard_normal(B)
-    model.zero_grad()
-    F.mse_loss(model(x), y).backward()
-    for name, p in model.named_parameters():
-        d = rng.standard_normal(p.shape)
-        original = p.data
-        with ms.no_grad():
-            p.data = original + EPS * d
-            up = F.mse_loss(model(x), y).item()
-            p.data = original - EPS * d
-            down = F.mse_loss(model(x), y).item()
-        p.data = original
-        numeric = (up - down) / (2 * EPS)
-        analytic = float(np.sum(p.grad * d))
-        assert abs(analytic - numeric) <= ATOL + RTOL * abs(numeric), (name, analytic, numeric)
+    assert_directional_derivatives_match(lambda: F.mse_loss(model(x), y), model, rng,
+                                         EPS, RTOL, ATOL)
 
 
 @given(B=B_, T=T_, D=D_, H=H_, seed=seeds)
