@@ -13,7 +13,6 @@ freed by reference counting as soon as nothing points at it.
 """
 import ctypes
 import itertools
-import operator
 from contextlib import contextmanager
 
 import numpy as np
@@ -24,7 +23,6 @@ DEFAULT_DTYPE = np.float32
 _grad_enabled = True
 _rng = np.random.default_rng(0)
 _counter = itertools.count()  # creation numbers: a node is always newer than its inputs
-_creation_number = operator.attrgetter("_number")
 _anomaly = False
 
 
@@ -124,27 +122,35 @@ class Tensor:
         self.grad = grad
         owned = set()  # ids of tensors whose .grad array this pass allocated
         for node in _topological_order(self):
-            if node._vjp is None:
+            vjps, grad = node._vjp, node.grad
+            if vjps is None:
                 raise RuntimeError(
                     f"backward: the graph through '{node._op}' was already freed by an earlier "
                     "backward(); call backward(retain_graph=True) the first time")
-            for parent, vjp in zip(node._parents, node._vjp):
+            if not retain_graph:
+                node._vjp = None
+            for parent, vjp in zip(node._parents, vjps):
                 if vjp is None or not (isinstance(parent, Tensor) and parent.requires_grad):
                     continue  # a constant, or an input that needs no gradient
-                contribution = vjp(node.grad)
+                contribution = vjp(grad)
                 if _anomaly and not np.isfinite(getattr(contribution, "values",
                                                         contribution)).all():
                     raise AnomalyError(f"{_where(node)}: its gradient became NaN/Inf")
-                if (parent.grad is None and type(contribution) is np.ndarray
-                        and contribution.shape == parent.data.shape
-                        and contribution.dtype == parent.data.dtype):
-                    # The common case, inlined: _accumulate would only store it too, after
-                    # two calls and as many checks, a few percent of a small op's backward.
+                if type(contribution) is Scatter:
+                    _scatter_into(parent, contribution, owned)
+                    continue
+                if (contribution.shape != parent.data.shape
+                        or contribution.dtype != parent.data.dtype):
+                    contribution = _fit(contribution, parent.data)
+                # Only arrays this pass allocated (`owned`) are added into in place: any
+                # other array may belong to another node or to the user.
+                if parent.grad is None:
                     parent.grad = contribution
+                elif id(parent) in owned:
+                    parent.grad += contribution
                 else:
-                    _accumulate(parent, contribution, owned)
-            if not retain_graph:
-                node._vjp = None
+                    parent.grad = parent.grad + contribution
+                    owned.add(id(parent))
 
 
 class Scatter:
@@ -158,29 +164,23 @@ class Scatter:
         self.index, self.values, self.add = index, values, add  # add(grad, index, values)
 
 
-def _accumulate(parent, contribution, owned):
-    """Add one gradient contribution into parent.grad. Only arrays this pass
-    allocated (`owned`) are added into in place: any other array may belong to
-    another node or to the user, so it is never written into."""
-    if isinstance(contribution, Scatter):
-        if id(parent) not in owned:
-            total = np.zeros(parent.data.shape, parent.data.dtype)
-            if parent.grad is not None:
-                total += parent.grad
-            parent.grad = total
-            owned.add(id(parent))
-        contribution.add(parent.grad, contribution.index, contribution.values)
-        return
-    grad = _unbroadcast(contribution, parent.data.shape)
-    if grad.dtype != parent.data.dtype:  # e.g. a float64 input met float32 weights
-        grad = grad.astype(parent.data.dtype)
-    if parent.grad is None:
-        parent.grad = grad
-    elif id(parent) in owned:
-        parent.grad += grad
-    else:
-        parent.grad = parent.grad + grad
+def _scatter_into(parent, scatter, owned):
+    """Add a Scatter into parent.grad in place, first making parent.grad an
+    array this pass owns (zeros if it had no gradient yet)."""
+    if id(parent) not in owned:
+        total = np.zeros(parent.data.shape, parent.data.dtype)
+        if parent.grad is not None:
+            total += parent.grad
+        parent.grad = total
         owned.add(id(parent))
+    scatter.add(parent.grad, scatter.index, scatter.values)
+
+
+def _fit(grad, data):
+    """A gradient in the broadcast shape or another dtype (a float64 input met
+    float32 weights), made to fit the input it belongs to."""
+    grad = _unbroadcast(np.asarray(grad), data.shape)
+    return grad if grad.dtype == data.dtype else grad.astype(data.dtype)
 
 
 def _topological_order(root):
@@ -189,15 +189,15 @@ def _topological_order(root):
     the nodes is a plain stack walk (no recursion: BPTT graphs are deep).
     Stale .grad on these intermediate nodes is cleared: only leaves accumulate
     across backward() calls."""
-    found, stack = {id(root): root}, [root]
+    found, stack = {root._number: root}, [root]
     while stack:
         for parent in stack.pop()._parents:
             if (isinstance(parent, Tensor) and parent._op and parent.requires_grad
-                    and id(parent) not in found):
-                found[id(parent)] = parent
+                    and parent._number not in found):
+                found[parent._number] = parent
                 parent.grad = None
                 stack.append(parent)
-    return sorted(found.values(), key=_creation_number, reverse=True)
+    return [found[number] for number in sorted(found, reverse=True)]
 
 
 def _unbroadcast(grad, shape):
@@ -238,24 +238,38 @@ def op(fn):
     name = fn.__name__.lstrip("_")  # _concat(*arrays) is the op behind concat(list)
 
     def apply(*args, **options):
+        # Tensors to arrays; spelled out for the common one and two inputs,
+        # since a comprehension here costs as much as a small op's numpy call.
+        if len(args) == 2:
+            a, b = args
+            arrays = (a.data if isinstance(a, Tensor) else a,
+                      b.data if isinstance(b, Tensor) else b)
+        elif len(args) == 1:
+            a = args[0]
+            arrays = (a.data if isinstance(a, Tensor) else a,)
+        else:
+            arrays = [a.data if isinstance(a, Tensor) else a for a in args]
         try:
-            value, vjps = fn(*[a.data if isinstance(a, Tensor) else a for a in args], **options)
+            value, vjps = fn(*arrays, **options)
         except (ValueError, IndexError, TypeError) as e:
             raise ShapeError(f"{name}: {_describe(args)}: {e}") from None
         if _anomaly and not np.isfinite(value).all():
             where = f" in scope '{current_scope()}'" if current_scope() else ""
             raise AnomalyError(f"{name}{where}: its value became NaN/Inf")
         out = Tensor.__new__(Tensor)
-        out.data, out.grad, out.label, out._op = value, None, None, name
+        out.data = value
+        out.grad = out.label = out._vjp = None
+        out._op = name
         out._scope = current_scope()
         out._number = next(_counter)
         out.requires_grad = False
-        out._parents, out._vjp = (), None
+        out._parents = ()
         if _grad_enabled:
             for a in args:
                 if isinstance(a, Tensor) and a.requires_grad:
                     # inputs as passed (constants included); vjps aligned with them
-                    out.requires_grad, out._parents = True, args
+                    out.requires_grad = True
+                    out._parents = args
                     out._vjp = (vjps,) if callable(vjps) else vjps
                     break
         return out
