@@ -10,7 +10,7 @@ import builtins
 
 import numpy as np
 
-from microseq.tensor import Scatter, ShapeError, Tensor, op
+from microseq.tensor import Product, Scatter, ShapeError, Tensor, op
 
 # --- elementwise arithmetic (numpy broadcasting) ---------------------------
 
@@ -110,8 +110,12 @@ def matmul(a, b):
         rows = a.reshape(-1, a.shape[-1])
         return ((rows @ b).reshape(*a.shape[:-1], b.shape[1]),
                 (lambda g: (g.reshape(-1, g.shape[-1]) @ b.T).reshape(a.shape),
-                 lambda g: rows.T @ g.reshape(-1, g.shape[-1])))
-    return a @ b, (lambda g: g @ np.swapaxes(b, -1, -2), lambda g: np.swapaxes(a, -1, -2) @ g)
+                 lambda g: Product(rows, g.reshape(-1, g.shape[-1]))))
+    if a.ndim == 2 and b.ndim == 2:
+        # b's gradient a^T g is left as a Product, so that a weight used at
+        # every time step gets one big product instead of T small ones.
+        return a @ b, (lambda g: g @ b.T, lambda g: Product(a, g))
+    return a @ b, (lambda g: g @ b.swapaxes(-1, -2), lambda g: a.swapaxes(-1, -2) @ g)
 
 
 # --- reductions -------------------------------------------------------------
@@ -163,6 +167,8 @@ def transpose(a, axes=None):
 
 
 def _has_array_index(index):
+    if type(index) is int or type(index) is slice:  # the common case, decided quickly
+        return False
     parts = index if isinstance(index, tuple) else (index,)
     return builtins.any(isinstance(i, (list, np.ndarray)) for i in parts)
 
@@ -216,10 +222,14 @@ def stack(tensors, axis=0):
 
 @op
 def _stack(*arrays, axis=0):
-    def part_vjp(i):
-        return lambda g: np.take(g, i, axis=axis)
+    value = np.stack(arrays, axis=axis)
+    lead = (slice(None),) * (axis % value.ndim)
 
-    return np.stack(arrays, axis=axis), tuple(part_vjp(i) for i in range(len(arrays)))
+    def part_vjp(i):
+        index = lead + (i,)
+        return lambda g: g[index]  # a view, not a copy
+
+    return value, tuple(part_vjp(i) for i in range(len(arrays)))
 
 
 def split(a, sections, axis=-1):
@@ -271,19 +281,26 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     keep = targets != ignore_index
-    safe = np.where(keep, targets, 0)[..., None]
+    safe = np.where(keep, targets, 0).reshape(-1)
     if np.any(safe >= logits.shape[-1]) or np.any(safe < 0):
         raise IndexError(f"a target is outside 0..{logits.shape[-1] - 1}")
-    logp = _log_softmax(logits, -1)
-    picked = np.take_along_axis(logp, safe, -1)[..., 0] * keep
+    # -log softmax(x)_y = log sum_c e^(x_c - m) - (x_y - m), with m the row max
+    shifted = logits - np.max(logits, axis=-1, keepdims=True)
+    exps = np.exp(shifted)
+    sums = exps.sum(axis=-1, keepdims=True)
+    rows = np.arange(safe.size)
+    losses = np.log(sums.reshape(-1)) - shifted.reshape(-1, shifted.shape[-1])[rows, safe]
+    keep = keep.reshape(-1)
     scale = 1.0 / builtins.max(int(keep.sum()), 1) if reduction == "mean" else 1.0
 
     def vjp(g):
-        grad = np.exp(logp)  # softmax - onehot, on the kept positions
-        np.put_along_axis(grad, safe, np.take_along_axis(grad, safe, -1) - 1, -1)
-        return grad * (g * scale * keep)[..., None]
+        grad = exps / sums  # softmax - onehot, on the kept positions
+        flat = grad.reshape(-1, grad.shape[-1])
+        flat[rows, safe] -= 1
+        flat *= (g * scale * keep)[:, None]
+        return grad
 
-    return np.asarray(-picked.sum() * scale, logits.dtype), (vjp, None)
+    return np.asarray((losses * keep).sum() * scale, logits.dtype), (vjp, None)
 
 
 @op

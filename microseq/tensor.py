@@ -121,7 +121,10 @@ class Tensor:
                                  f"{self.shape}")
         self.grad = grad
         owned = set()  # ids of tensors whose .grad array this pass allocated
+        deferred = {}  # id(tensor) -> (tensor, its Product contributions, not yet multiplied)
         for node in _topological_order(self):
+            if deferred and id(node) in deferred:  # every use of node is done: sum them now
+                _multiply_out(*deferred.pop(id(node)), owned)
             vjps, grad = node._vjp, node.grad
             if vjps is None:
                 raise RuntimeError(
@@ -133,11 +136,13 @@ class Tensor:
                 if vjp is None or not (isinstance(parent, Tensor) and parent.requires_grad):
                     continue  # a constant, or an input that needs no gradient
                 contribution = vjp(grad)
-                if _anomaly and not np.isfinite(getattr(contribution, "values",
-                                                        contribution)).all():
+                if _anomaly and not np.isfinite(_values(contribution)).all():
                     raise AnomalyError(f"{_where(node)}: its gradient became NaN/Inf")
                 if type(contribution) is Scatter:
                     _scatter_into(parent, contribution, owned)
+                    continue
+                if type(contribution) is Product:
+                    deferred.setdefault(id(parent), (parent, []))[1].append(contribution)
                     continue
                 if (contribution.shape != parent.data.shape
                         or contribution.dtype != parent.data.dtype):
@@ -151,6 +156,8 @@ class Tensor:
                 else:
                     parent.grad = parent.grad + contribution
                     owned.add(id(parent))
+        for leaf, products in deferred.values():
+            _multiply_out(leaf, products, owned)
 
 
 class Scatter:
@@ -174,6 +181,37 @@ def _scatter_into(parent, scatter, owned):
         parent.grad = total
         owned.add(id(parent))
     scatter.add(parent.grad, scatter.index, scatter.values)
+
+
+class Product:
+    """The gradient a^T g of a matmul's right operand, not yet multiplied out.
+    A weight used at every step of a recurrence gets one per step; summed as
+    ONE product of the stacked rows, concat(a)^T concat(g), they cost less
+    than T small matmuls and T additions (BLAS runs big products faster)."""
+
+    __slots__ = ("a", "g")
+
+    def __init__(self, a, g):
+        self.a, self.g = a, g  # (n, k) and (n, m): the gradient is (k, m)
+
+
+def _multiply_out(parent, products, owned):
+    """Add the sum of parent's deferred Products into parent.grad."""
+    if len(products) == 1:
+        a, g = products[0].a, products[0].g
+    else:
+        a = np.concatenate([p.a for p in products])
+        g = np.concatenate([p.g for p in products])
+    total = _fit(a.T @ g, parent.data)
+    parent.grad = total if parent.grad is None else parent.grad + total
+    owned.add(id(parent))
+
+
+def _values(contribution):
+    """The numbers of a contribution, for the anomaly check."""
+    if type(contribution) is Scatter:
+        return contribution.values
+    return contribution.g if type(contribution) is Product else contribution
 
 
 def _fit(grad, data):

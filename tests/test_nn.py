@@ -189,7 +189,7 @@ def graph_nodes(root):
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("L", [1, 2])
-def test_each_step_is_built_in_its_scope_with_one_matmul(kind, L):
+def test_each_step_is_built_in_its_scope_as_one_cell_op(kind, L):
     layer = KINDS[kind](3, 4, num_layers=L)
     with ms.scope("encoder"):
         out, _ = layer(np.ones((4, 2, 3), np.float32))
@@ -198,9 +198,10 @@ def test_each_step_is_built_in_its_scope_with_one_matmul(kind, L):
     steps = {f"{p}t={t}" for p in prefix for t in range(4)}
     assert {n._scope for n in ops} >= steps
     for scope in steps:
-        assert sum(n._op == "matmul" and n._scope == scope for n in ops) == 1, scope
+        assert sum(n._op == f"{kind}_cell" and n._scope == scope for n in ops) == 1, scope
+        assert not any(n._op == "matmul" and n._scope == scope for n in ops), scope
     # The input projection (one matmul per layer) is outside the steps.
-    assert sum(n._op == "matmul" and n._scope not in steps for n in ops) == L
+    assert sum(n._op == "matmul" for n in ops) == L
 
 
 def test_recurrent_errors_name_the_layer_and_shapes():

@@ -31,10 +31,10 @@ How a step is built. Only the hidden part depends on the previous step, so a
 cell's step is split in three static methods that the layers share:
 `project(x, ...)` is the input part of every gate, `recurrent(...)` what each
 step needs of the hidden weights (W_hh^T, transposed once), and `step(xp,
-state, ...)` the recurrence itself: one fused matmul for all gates, then a
-split. A layer projects the inputs of all T steps with ONE matmul before its
-loop (as cuDNN does) and then runs the cell's step T times; the cell equations
-live only in `step`.
+state, ...)` the recurrence itself: one op from microseq.fused_cells, whose
+forward and hand-derived backward hold the equations above. A layer projects
+the inputs of all T steps with ONE matmul before its loop (as cuDNN does) and
+then runs the cell's step T times.
 
 Scopes, for graph rendering: step t of a layer is built inside `scope(f"t={t}")`,
 and with num_layers > 1 each layer inside `scope(f"layer{k}")` around them, so
@@ -48,7 +48,8 @@ import numpy as np
 from microseq import functional as F
 from microseq.nn.layers import uniform
 from microseq.nn.module import Module
-from microseq.ops import relu, sigmoid, split, stack, tanh, transpose
+from microseq.fused_cells import gru_cell, lstm_cell, rnn_cell
+from microseq.ops import stack, transpose
 from microseq.scope import scope
 from microseq.tensor import ShapeError, Tensor, default_rng
 
@@ -116,8 +117,7 @@ class RNNCell(_Cell):
     @staticmethod
     def step(xp, h, w_hh_t, nonlinearity="tanh"):
         """h' from xp = x W_ih^T + b_ih + b_hh and h (B, H)."""
-        a = xp + h @ w_hh_t
-        return tanh(a) if nonlinearity == "tanh" else relu(a)
+        return rnn_cell(xp, h, w_hh_t, nonlinearity=nonlinearity)
 
     def _step(self, xp, h, w_hh_t):
         return self.step(xp, h, w_hh_t, self.nonlinearity)
@@ -136,9 +136,8 @@ class LSTMCell(_Cell):
     def step(xp, state, w_hh_t):
         """(h', c') from xp = x W_ih^T + b_ih + b_hh and state = (h, c)."""
         h, c = state
-        i, f, g, o = split(xp + h @ w_hh_t, 4, axis=-1)
-        c = sigmoid(f) * c + sigmoid(i) * tanh(g)
-        return sigmoid(o) * tanh(c), c
+        new = lstm_cell(xp, h, c, w_hh_t)
+        return new[0], new[1]
 
     def zero_state(self, batch):
         return super().zero_state(batch), super().zero_state(batch)
@@ -167,14 +166,7 @@ class GRUCell(_Cell):
     @staticmethod
     def step(xp, h, w_hh_t, b_hn=None):
         """h' from xp = x W_ih^T + b_ih + [b_hr, b_hz, 0] and h (B, H)."""
-        H = h.shape[-1]
-        x_rz, x_n = split(xp, [2 * H], axis=-1)
-        h_rz, h_n = split(h @ w_hh_t, [2 * H], axis=-1)
-        r, z = split(sigmoid(x_rz + h_rz), 2, axis=-1)
-        if b_hn is not None:
-            h_n = h_n + b_hn
-        n = tanh(x_n + r * h_n)
-        return n + z * (h - n)  # = (1 - z) * n + z * h, one op fewer
+        return gru_cell(xp, h, w_hh_t, b_hn)
 
 
 # --- layers over a sequence ---------------------------------------------------

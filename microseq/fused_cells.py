@@ -1,0 +1,126 @@
+"""One recurrent time step as one op: the RNN, LSTM and GRU steps nn runs.
+
+Written with the primitives, an LSTM step is sixteen nodes (a matmul, adds,
+four gate nonlinearities, products, slices) and each allocates and frees its
+own arrays. Here each step is one node whose forward works in place and whose
+VJP is the step's hand-derived backward, as cuDNN and PyTorch fuse theirs.
+The same equations built from primitives are what the tests check these
+against (values and every gradient), besides finite differences.
+
+Every step takes xp, the input part of the gates (x W_ih^T + b_ih, see
+nn.recurrent), the previous state and w_hh_t = W_hh^T (H, G*H):
+
+    rnn_cell   h' = tanh(xp + h w_hh_t)                          (or relu)
+    lstm_cell  [i, f, g, o] = xp + h w_hh_t;  i, f, o = sigmoid, g = tanh
+               c' = f c + i g,   h' = o tanh(c')      -> returns h', c' stacked (2, B, H)
+    gru_cell   [r, z] = sigmoid(xp_rz + h w_rz);  n = tanh(xp_n + r (h w_n + b_hn))
+               h' = (1 - z) n + z h
+
+The inputs' VJPs all need the same gradient of the gate pre-activations, da;
+`_shared` computes it once per backward pass and hands it to each.
+"""
+import numpy as np
+
+from microseq.tensor import Product, op
+
+
+def _shared(backward):
+    """backward(g), computed once for the same g and reused by every VJP of one op."""
+    memo = [None, None]
+
+    def once(g):
+        if memo[0] is not g:
+            memo[0], memo[1] = g, backward(g)
+        return memo[1]
+
+    return once
+
+
+def _sigmoid_(x):
+    """sigmoid(x) = (1 + tanh(x/2)) / 2 in place: no overflow for large |x|."""
+    x *= 0.5
+    np.tanh(x, out=x)
+    x += 1
+    x *= 0.5
+    return x
+
+
+@op
+def rnn_cell(xp, h, w_hh_t, nonlinearity="tanh"):
+    """h' = tanh(xp + h w_hh_t), or relu; xp and h (B, H), w_hh_t (H, H)."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    y = h @ w_hh_t
+    y += xp
+    if nonlinearity == "tanh":
+        np.tanh(y, out=y)
+        da = _shared(lambda g: g * (1 - y * y))  # tanh'(a) = 1 - h'^2
+    else:
+        np.maximum(y, 0, out=y)
+        da = _shared(lambda g: g * (y > 0))
+    return y, (da, lambda g: da(g) @ w_hh_t.T, lambda g: Product(h, da(g)))
+
+
+@op
+def lstm_cell(xp, h, c, w_hh_t):
+    """(h', c') stacked in a (2, B, H) array; xp (B, 4H) in gate order i, f, g, o."""
+    H = c.shape[-1]
+    gates = h @ w_hh_t
+    gates += xp
+    _sigmoid_(gates[:, :2 * H])
+    np.tanh(gates[:, 2 * H:3 * H], out=gates[:, 2 * H:3 * H])
+    _sigmoid_(gates[:, 3 * H:])
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    out = np.empty((2, *c.shape), gates.dtype)
+    new_h, new_c = out
+    np.multiply(f, c, out=new_c)
+    new_c += i * g
+    tanh_c = np.tanh(new_c)
+    np.multiply(o, tanh_c, out=new_h)
+
+    def backward(grad):
+        """dL/d(gate pre-activations) and dL/dc from dL/dh' = grad[0], dL/dc' = grad[1]."""
+        dh = grad[0]
+        dc = grad[1] + dh * o * (1 - tanh_c * tanh_c)   # c' reaches L directly and through h'
+        da = np.empty_like(gates)
+        np.multiply(dc * g, i * (1 - i), out=da[:, :H])            # dc'/di = g
+        np.multiply(dc * c, f * (1 - f), out=da[:, H:2 * H])       # dc'/df = c
+        np.multiply(dc * i, 1 - g * g, out=da[:, 2 * H:3 * H])     # dc'/dg = i
+        np.multiply(dh * tanh_c, o * (1 - o), out=da[:, 3 * H:])   # dh'/do = tanh(c')
+        return da, dc * f                                          # dc'/dc = f
+
+    back = _shared(backward)
+    return out, (lambda grad: back(grad)[0], lambda grad: back(grad)[0] @ w_hh_t.T,
+                 lambda grad: back(grad)[1], lambda grad: Product(h, back(grad)[0]))
+
+
+@op
+def gru_cell(xp, h, w_hh_t, b_hn=None):
+    """h' from xp (B, 3H) in gate order r, z, n (b_hr, b_hz folded in, b_hn
+    not: r multiplies it), h (B, H), w_hh_t (H, 3H) and b_hn (H,)."""
+    H = h.shape[-1]
+    hw = h @ w_hh_t                                   # [h w_r, h w_z, h w_n]
+    if b_hn is not None:
+        hw[:, 2 * H:] += b_hn
+    rz = _sigmoid_(xp[:, :2 * H] + hw[:, :2 * H])
+    r, z = rz[:, :H], rz[:, H:]
+    hn = hw[:, 2 * H:]                                # h w_n + b_hn
+    n = np.tanh(xp[:, 2 * H:] + r * hn)
+    new_h = n + z * (h - n)                           # = (1 - z) n + z h
+
+    def backward(grad):
+        """dL/dxp and dL/d(h w_hh_t + [0, 0, b_hn]), the two gate-side gradients."""
+        dn = grad * (1 - z) * (1 - n * n)             # through n = tanh(.)
+        dxp = np.empty_like(xp)
+        np.multiply(dn * hn, r * (1 - r), out=dxp[:, :H])           # dn/dr = h w_n + b_hn
+        np.multiply(grad * (h - n), z * (1 - z), out=dxp[:, H:2 * H])  # dh'/dz = h - n
+        dxp[:, 2 * H:] = dn
+        dhw = dxp.copy()
+        dhw[:, 2 * H:] *= r                           # r scales the hidden part of n
+        return dxp, dhw
+
+    back = _shared(backward)
+    return new_h, (lambda grad: back(grad)[0],
+                   lambda grad: back(grad)[1] @ w_hh_t.T + grad * z,   # h enters hw and z h
+                   lambda grad: Product(h, back(grad)[1]),
+                   lambda grad: back(grad)[1][:, 2 * H:])
