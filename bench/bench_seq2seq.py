@@ -11,7 +11,7 @@ both give the same loss and gradients.
 import numpy as np
 
 import microseq as ms
-from bench.common import median_ms, record
+from bench.common import compare_ms, record
 from microseq.data import addition, encode_seq2seq, seq2seq_vocab
 from microseq.models.seq2seq import Seq2Seq
 from microseq.optim import Adam, clip_grad_norm_
@@ -111,5 +111,6 @@ def run(repeats=5):
         clip_grad_norm_(optimizer.params, 5.0)
         optimizer.step()
 
-    return [record("seq2seq peeky+reversed step, B=128 H=128", median_ms(autograd_step, repeats),
-                   "hand-derived numpy backward", median_ms(numpy_step, repeats))]
+    ms_ours, ms_reference = compare_ms(autograd_step, numpy_step, repeats)
+    return [record("seq2seq peeky+reversed step, B=128 H=128", ms_ours,
+                   "hand-derived numpy backward", ms_reference)]

@@ -11,7 +11,7 @@ import numpy as np
 
 import microseq as ms
 from microseq.optim import SGD
-from bench.common import median_ms, record
+from bench.common import compare_ms, record
 from microseq import nn
 from microseq.reference.lm import init_lm_params, lstm_lm_step, rnn_lm_step
 
@@ -38,9 +38,9 @@ def op_chain(repeats):
     def ours():
         _chain_autograd(ms.tensor(x), tw).sum().backward()
 
-    reference = median_ms(lambda: _chain_numpy(x, w), repeats)
-    return record("op chain: 1000 elementwise ops, fwd+bwd", median_ms(ours, repeats),
-                  "numpy forward calls", reference)
+    ms_ours, ms_reference = compare_ms(ours, lambda: _chain_numpy(x, w), repeats)
+    return record("op chain: 1000 elementwise ops, fwd+bwd", ms_ours, "numpy forward calls",
+                  ms_reference)
 
 
 class RNNLM(nn.Module):
@@ -79,9 +79,9 @@ def lm_step(kind, repeats, vocab=65, embed=32, hidden=128, batch=32, steps=32, l
         else:
             lstm_lm_step(params, x, y, state0, lr)
 
-    ref_ms = median_ms(reference, repeats)
+    ms_ours, ms_reference = compare_ms(ours, reference, repeats)
     name = f"{kind} LM step (V65 E{embed} H{hidden} B{batch} T{steps})"
-    return record(name, median_ms(ours, repeats), f"hand-derived numpy {kind.upper()}", ref_ms)
+    return record(name, ms_ours, f"hand-derived numpy {kind.upper()}", ms_reference)
 
 
 def run(repeats=7):

@@ -11,7 +11,7 @@ same weights.
 import numpy as np
 
 import microseq as ms
-from bench.common import median_ms, record
+from bench.common import compare_ms, record
 from microseq.models.word2vec import CBOW
 from microseq.optim import SGD
 from microseq.reference.word2vec import cbow_ns_loss_and_grads
@@ -40,8 +40,8 @@ def cbow_step(repeats, vocab=2000, dim=100, batch=512, window=5, negatives=5, lr
         W_out[...] -= lr * grads["W_out"]
 
     name = f"CBOW+NS step V={vocab} D={dim} B={batch} C={2 * window} K={negatives}"
-    return record(name, median_ms(ours, repeats), "hand-derived numpy (reference/word2vec)",
-                  median_ms(reference, repeats))
+    ms_ours, ms_reference = compare_ms(ours, reference, repeats)
+    return record(name, ms_ours, "hand-derived numpy (reference/word2vec)", ms_reference)
 
 
 def run(repeats=5):

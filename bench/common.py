@@ -1,17 +1,23 @@
-"""Timing helpers shared by the benchmarks: median of repeats after a warm-up."""
+"""Timing helpers shared by the benchmarks: ours and a reference, timed in turn."""
 import statistics
 import time
 
 
-def median_ms(fn, repeats=7, warmup=2):
+def compare_ms(ours, reference, repeats=7, warmup=2):
+    """Median times in ms of `ours` and `reference`, run in turn:
+    on a shared machine the speed drifts over seconds, and alternating the
+    two keeps that drift out of their ratio."""
+    fns = [ours, reference]
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for fn, spent in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [1000 * statistics.median(spent) for spent in times]
 
 
 def record(name, ms, reference=None, reference_ms=None):
