@@ -120,11 +120,11 @@ class Tensor:
                 raise ShapeError(f"backward: grad of shape {grad.shape} for a tensor of shape "
                                  f"{self.shape}")
         self.grad = grad
-        owned = set()  # ids of tensors whose .grad array this pass allocated
-        deferred = {}  # id(tensor) -> (tensor, its Product contributions, not yet multiplied)
+        owned = set()  # tensors whose .grad array this pass allocated
+        deferred = {}  # tensor -> its Scatter and Product contributions, not yet summed
         for node in _topological_order(self):
-            if deferred and id(node) in deferred:  # every use of node is done: sum them now
-                _multiply_out(*deferred.pop(id(node)), owned)
+            if deferred and node in deferred:  # every use of node is done: sum them now
+                _settle(node, deferred.pop(node), owned)
             vjps, grad = node._vjp, node.grad
             if vjps is None:
                 raise RuntimeError(
@@ -138,11 +138,8 @@ class Tensor:
                 contribution = vjp(grad)
                 if _anomaly and not np.isfinite(_values(contribution)).all():
                     raise AnomalyError(f"{_where(node)}: its gradient became NaN/Inf")
-                if type(contribution) is Scatter:
-                    _scatter_into(parent, contribution, owned)
-                    continue
-                if type(contribution) is Product:
-                    deferred.setdefault(id(parent), (parent, []))[1].append(contribution)
+                if type(contribution) is Scatter or type(contribution) is Product:
+                    deferred.setdefault(parent, []).append(contribution)
                     continue
                 if (contribution.shape != parent.data.shape
                         or contribution.dtype != parent.data.dtype):
@@ -151,36 +148,24 @@ class Tensor:
                 # other array may belong to another node or to the user.
                 if parent.grad is None:
                     parent.grad = contribution
-                elif id(parent) in owned:
+                elif parent in owned:
                     parent.grad += contribution
                 else:
                     parent.grad = parent.grad + contribution
-                    owned.add(id(parent))
-        for leaf, products in deferred.values():
-            _multiply_out(leaf, products, owned)
+                    owned.add(parent)
+        for leaf, parts in deferred.items():
+            _settle(leaf, parts, owned)
 
 
 class Scatter:
     """A gradient that is zero but for `values` at `index`: what getitem's VJP
-    returns. Adding it in place touches only that part, so slicing a (T, ...)
-    tensor once per time step costs O(T), not T full-size arrays of zeros."""
+    returns. Slicing a (T, ...) tensor once per time step then costs O(T),
+    not T full-size arrays of zeros."""
 
     __slots__ = ("index", "values", "add")
 
     def __init__(self, index, values, add):
         self.index, self.values, self.add = index, values, add  # add(grad, index, values)
-
-
-def _scatter_into(parent, scatter, owned):
-    """Add a Scatter into parent.grad in place, first making parent.grad an
-    array this pass owns (zeros if it had no gradient yet)."""
-    if id(parent) not in owned:
-        total = np.zeros(parent.data.shape, parent.data.dtype)
-        if parent.grad is not None:
-            total += parent.grad
-        parent.grad = total
-        owned.add(id(parent))
-    scatter.add(parent.grad, scatter.index, scatter.values)
 
 
 class Product:
@@ -195,16 +180,39 @@ class Product:
         self.a, self.g = a, g  # (n, k) and (n, m): the gradient is (k, m)
 
 
-def _multiply_out(parent, products, owned):
-    """Add the sum of parent's deferred Products into parent.grad."""
-    if len(products) == 1:
-        a, g = products[0].a, products[0].g
-    else:
-        a = np.concatenate([p.a for p in products])
-        g = np.concatenate([p.g for p in products])
-    total = _fit(a.T @ g, parent.data)
-    parent.grad = total if parent.grad is None else parent.grad + total
-    owned.add(id(parent))
+def _settle(tensor, parts, owned):
+    """Add the Scatters and Products deferred for `tensor` into its .grad,
+    once every use of it has contributed."""
+    products = [p for p in parts if type(p) is Product]
+    scatters = [p for p in parts if type(p) is Scatter]
+    if products:
+        if len(products) == 1:
+            a, g = products[0].a, products[0].g
+        else:
+            a = np.concatenate([p.a for p in products])
+            g = np.concatenate([p.g for p in products])
+        total = _fit(a.T @ g, tensor.data)
+        tensor.grad = total if tensor.grad is None else tensor.grad + total
+        owned.add(tensor)
+    rows = [s.index for s in scatters]
+    if (scatters and tensor.data.ndim and all(type(i) is int for i in rows)
+            and sorted(rows) == list(range(len(tensor.data)))):
+        # x[t] taken once for every t, as a layer runs over a sequence: the
+        # gradient is those of the rows, stacked (one copy, no zero-filling).
+        total = _fit(np.stack([s.values for _, s in sorted(zip(rows, scatters),
+                                                            key=lambda pair: pair[0])]),
+                     tensor.data)
+        tensor.grad = total if tensor.grad is None else tensor.grad + total
+        owned.add(tensor)
+        return
+    for scatter in scatters:  # in place, into an array this pass owns
+        if tensor not in owned:
+            if tensor.grad is None:
+                tensor.grad = np.zeros(tensor.data.shape, tensor.data.dtype)
+            else:
+                tensor.grad = tensor.grad.copy()  # C-ordered and writable, even from a view
+            owned.add(tensor)
+        scatter.add(tensor.grad, scatter.index, scatter.values)
 
 
 def _values(contribution):
