@@ -65,6 +65,8 @@ def rnn_cell(xp, h, w_hh_t, nonlinearity="tanh"):
 def lstm_cell(xp, h, c, w_hh_t):
     """(h', c') stacked in a (2, B, H) array; xp (B, 4H) in gate order i, f, g, o."""
     H = c.shape[-1]
+    if xp.shape[-1] != 4 * H:
+        raise ValueError(f"xp needs 4 * {H} gate columns for a state of {H}")
     gates = h @ w_hh_t
     gates += xp
     _sigmoid_(gates[:, :2 * H])
@@ -99,6 +101,8 @@ def gru_cell(xp, h, w_hh_t, b_hn=None):
     """h' from xp (B, 3H) in gate order r, z, n (b_hr, b_hz folded in, b_hn
     not: r multiplies it), h (B, H), w_hh_t (H, 3H) and b_hn (H,)."""
     H = h.shape[-1]
+    if xp.shape[-1] != 3 * H:
+        raise ValueError(f"xp needs 3 * {H} gate columns for a state of {H}")
     hw = h @ w_hh_t                                   # [h w_r, h w_z, h w_n]
     if b_hn is not None:
         hw[:, 2 * H:] += b_hn

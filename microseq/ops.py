@@ -3,8 +3,9 @@
 Every op takes numpy arrays and returns `(value, vjps)`: one VJP per
 positional input, mapping the output's gradient `g` to that input's. A VJP may
 return a gradient in the broadcast shape: the engine sums it back to the
-input's shape in one place (tensor._unbroadcast). This file is the engine's
-whole calculus; everything else is composed from it.
+input's shape in one place (tensor._unbroadcast). This file and the fused
+recurrent steps in fused_cells.py are the engine's whole calculus; everything
+else is composed from them.
 """
 import builtins
 

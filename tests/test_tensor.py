@@ -244,6 +244,36 @@ def test_gradients_accumulate_over_uses_and_calls():
     np.testing.assert_allclose(x.grad, [8.0])
 
 
+@given(data=st.data())
+def test_deferred_weight_products_and_row_slices_sum_like_dense_gradients(data):
+    """backward() defers a matmul's weight gradient a^T g (a Product) and a
+    slice's gradient (a Scatter) until every use is in, then sums them: the
+    products as one matmul, slices taking each row once by stacking, any
+    other slices by adding in place. Each path, mixed with dense gradients
+    of the same tensors, against central differences."""
+    T, B, D = (data.draw(st.integers(1, 4)) for _ in range(3))
+    x, w = data.draw(arrays((T, B, D))), data.draw(arrays((D, D)))
+
+    def every_row_once(x, w):  # x: one Scatter per row (stacked); w: T Products
+        return ms.stack([ms.tanh(x[t] @ w) for t in range(T)])
+
+    def rows_mixed_with_dense_uses(x, w):  # a repeated row, a slice, the whole x
+        steps = [x[t] @ w for t in range(T)] + [x[0] @ w, x[-1:].sum(0) @ w]
+        return ms.stack(steps) * 2 + (x @ w).sum(0)
+
+    assert gradcheck(every_row_once, x, w)
+    assert gradcheck(rows_mixed_with_dense_uses, x, w)
+
+
+def test_deferred_gradients_accumulate_into_leaves_over_calls():
+    w = ms.tensor(np.eye(2), requires_grad=True)
+    x = ms.tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    for _ in range(2):
+        ms.stack([x[t:t + 1] @ w for t in range(2)] + [x[0:1] @ w]).sum().backward()
+    np.testing.assert_allclose(w.grad, 2 * np.array([[5.0, 5.0], [8.0, 8.0]]))
+    np.testing.assert_allclose(x.grad, 2 * np.array([[2.0, 2.0], [1.0, 1.0]]))
+
+
 def test_intermediate_gradients_are_kept_and_not_stale():
     x = ms.tensor(np.array([1.0, 2.0]), requires_grad=True)
     h = x * 2
