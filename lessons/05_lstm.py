@@ -121,36 +121,62 @@ lesson.say("""
 
         dL/dc_{t-1}  gets  dL/dc_t * f          (times the forget gate, no more)
 
-    Autograd knows nothing of this derivation: it builds the graph of the
-    same step from primitive ops and differentiates each. On a random batch
-    in float64, with a random weighting of every output so that every
-    element's gradient counts, the two must agree to rounding error.
-""")
+    Autograd knows nothing of this derivation when the LSTM is built from
+    primitive ops, as below: it differentiates each op of the graph. nn.LSTM
+    runs each step as one fused op instead (as PyTorch and cuDNN do), whose
+    backward is this derivation again, written for one step
+    (microseq.fused_cells.lstm_cell). On a random batch in float64, with a
+    random weighting of every output so that every element's gradient
+    counts, all three must agree to rounding error.""")
+print("""
+    for t in range(T):                   # the LSTM from primitive ops
+        i, f, g, o = ms.split(x[t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh, 4, axis=-1)
+        c = ms.sigmoid(f) * c + ms.sigmoid(i) * ms.tanh(g)
+        h = ms.sigmoid(o) * ms.tanh(c)""")
+
+
+def lstm_from_primitives(x, h, c, W_ih, W_hh, b_ih, b_hh):
+    """The LSTM over x, each step built from primitive ops; returns every h."""
+    hs = []
+    for t in range(len(x)):
+        i, f, g, o = ms.split(x[t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh, 4, axis=-1)
+        c = ms.sigmoid(f) * c + ms.sigmoid(i) * ms.tanh(g)
+        h = ms.sigmoid(o) * ms.tanh(c)
+        hs.append(h)
+    return ms.stack(hs)
+
+
 T, B, D, H = 12, 5, 3, 6
 lstm = nn.LSTM(D, H).to(np.float64)
-x = ms.tensor(rng.standard_normal((T, B, D)), requires_grad=True)
-h0 = ms.tensor(rng.standard_normal((1, B, H)), requires_grad=True)
-c0 = ms.tensor(rng.standard_normal((1, B, H)), requires_grad=True)
-upstream = rng.standard_normal((T, B, H))    # dL/d output: L = sum(upstream * output)
-out, (h_n, c_n) = lstm(x, (h0, c0))
-(out * upstream).sum().backward()
-
 params = {"W_ih": lstm.weight_ih_l0, "W_hh": lstm.weight_hh_l0, "b_ih": lstm.bias_ih_l0,
           "b_hh": lstm.bias_hh_l0}
-hs, _, cache = ref.lstm_forward(x.data, h0.data[0], c0.data[0],
-                                *(p.data for p in params.values()))
-by_hand = ref.lstm_backward(upstream, cache)
-autograd = {"x": x.grad, "h0": h0.grad[0], "c0": c0.grad[0],
+x_data, h0_data, c0_data = (rng.standard_normal(shape) for shape in [(T, B, D), (B, H), (B, H)])
+upstream = rng.standard_normal((T, B, H))    # dL/d output: L = sum(upstream * output)
+
+
+def gradients(run):
+    """Every input's and weight's dL/d, from autograd over run(x, h0, c0)."""
+    inputs = [ms.tensor(a, requires_grad=True) for a in (x_data, h0_data, c0_data)]
+    for p in params.values():
+        p.grad = None
+    (run(*inputs) * upstream).sum().backward()
+    return {**dict(zip(("x", "h0", "c0"), (t.grad for t in inputs))),
             **{name: p.grad for name, p in params.items()}}
-print("\n        gradient   shape      largest |autograd - by hand|")
+
+
+from_primitives = gradients(lambda x, h0, c0: lstm_from_primitives(x, h0, c0, *params.values()))
+fused = gradients(lambda x, h0, c0: lstm(x, (h0[None], c0[None]))[0])
+hs, _, cache = ref.lstm_forward(x_data, h0_data, c0_data, *(p.data for p in params.values()))
+by_hand = ref.lstm_backward(upstream, cache)
+print("\n        gradient   shape      largest |primitives - by hand|   |nn.LSTM - by hand|")
 differences = []
-for name, g in autograd.items():
-    differences.append(np.abs(g - by_hand[name]).max())
-    print(f"        {name:<9}  {str(g.shape):<10} {differences[-1]:.2e}")
+for name, g in from_primitives.items():
+    differences += [np.abs(g - by_hand[name]).max(), np.abs(fused[name] - by_hand[name]).max()]
+    print(f"        {name:<9}  {str(g.shape):<10} {differences[-2]:.2e}"
+          f"{'':>22}{differences[-1]:.2e}")
 backward_diff = max(differences)
 lesson.say(f"""
-    Largest difference over every gradient: {backward_diff:.2e} (the
-    outputs themselves differ by {np.abs(hs - out.data).max():.1e}). float64
+    Largest difference over every gradient: {backward_diff:.2e}. float64
     carries about 16 digits, so this is agreement to the last few of them.
 """)
 lesson.metric("reference_vs_autograd_max_abs_diff", backward_diff, threshold=1e-10,

@@ -136,31 +136,65 @@ lesson.say("""
         dL/dh_{t-1}  gets  dL/dh_t * z          (plus the paths through r, z and n)
 
     so where z is near 1 the gradient, like the state, passes through a
-    step unchanged. On a random float64 batch, with every output weighted
-    at random, autograd and the hand derivation must agree to rounding.
-""")
+    step unchanged. As for the LSTM, three must agree to rounding on a
+    random float64 batch with every output weighted at random: autograd
+    over the GRU built from primitive ops (below), nn.GRU (each step one
+    fused op whose backward is this derivation for one step,
+    microseq.fused_cells.gru_cell), and the hand derivation.""")
+print("""
+    for t in range(T):                   # the GRU from primitive ops
+        x_r, x_z, x_n = ms.split(x[t] @ W_ih.T + b_ih, 3, axis=-1)
+        h_r, h_z, h_n = ms.split(h @ W_hh.T + b_hh, 3, axis=-1)
+        r, z = ms.sigmoid(x_r + h_r), ms.sigmoid(x_z + h_z)
+        n = ms.tanh(x_n + r * h_n)
+        h = (1 - z) * n + z * h""")
+
+
+def gru_from_primitives(x, h, W_ih, W_hh, b_ih, b_hh):
+    """The GRU over x, each step built from primitive ops; returns every h."""
+    hs = []
+    for t in range(len(x)):
+        x_r, x_z, x_n = ms.split(x[t] @ W_ih.T + b_ih, 3, axis=-1)
+        h_r, h_z, h_n = ms.split(h @ W_hh.T + b_hh, 3, axis=-1)
+        r, z = ms.sigmoid(x_r + h_r), ms.sigmoid(x_z + h_z)
+        n = ms.tanh(x_n + r * h_n)
+        h = (1 - z) * n + z * h
+        hs.append(h)
+    return ms.stack(hs)
+
+
 T, B, D, H = 12, 5, 3, 6
 gru = nn.GRU(D, H).to(np.float64)
-x = ms.tensor(rng.standard_normal((T, B, D)), requires_grad=True)
-h0 = ms.tensor(rng.standard_normal((1, B, H)), requires_grad=True)
-upstream = rng.standard_normal((T, B, H))    # dL/d output: L = sum(upstream * output)
-out, _ = gru(x, h0)
-(out * upstream).sum().backward()
-
 params = {"W_ih": gru.weight_ih_l0, "W_hh": gru.weight_hh_l0, "b_ih": gru.bias_ih_l0,
           "b_hh": gru.bias_hh_l0}
-hs, cache = ref.gru_forward(x.data, h0.data[0], *(p.data for p in params.values()))
+x_data, h0_data = rng.standard_normal((T, B, D)), rng.standard_normal((B, H))
+upstream = rng.standard_normal((T, B, H))    # dL/d output: L = sum(upstream * output)
+
+
+def gradients(run):
+    """Every input's and weight's dL/d, from autograd over run(x, h0)."""
+    inputs = [ms.tensor(a, requires_grad=True) for a in (x_data, h0_data)]
+    for p in params.values():
+        p.grad = None
+    (run(*inputs) * upstream).sum().backward()
+    return {"x": inputs[0].grad, "h0": inputs[1].grad,
+            **{name: p.grad for name, p in params.items()}}
+
+
+from_primitives = gradients(lambda x, h0: gru_from_primitives(x, h0, *params.values()))
+fused = gradients(lambda x, h0: gru(x, h0[None])[0])
+hs, cache = ref.gru_forward(x_data, h0_data, *(p.data for p in params.values()))
 by_hand = ref.gru_backward(upstream, cache)
-autograd = {"x": x.grad, "h0": h0.grad[0], **{name: p.grad for name, p in params.items()}}
-print("\n        gradient   shape      largest |autograd - by hand|")
+print("\n        gradient   shape      largest |primitives - by hand|   |nn.GRU - by hand|")
 differences = []
-for name, g in autograd.items():
-    differences.append(np.abs(g - by_hand[name]).max())
-    print(f"        {name:<9}  {str(g.shape):<10} {differences[-1]:.2e}")
+for name, g in from_primitives.items():
+    differences += [np.abs(g - by_hand[name]).max(), np.abs(fused[name] - by_hand[name]).max()]
+    print(f"        {name:<9}  {str(g.shape):<10} {differences[-2]:.2e}"
+          f"{'':>22}{differences[-1]:.2e}")
 backward_diff = max(differences)
 lesson.say(f"""
-    Largest difference over every gradient: {backward_diff:.2e} (outputs:
-    {np.abs(hs - out.data).max():.1e}), agreement to the last digits float64 has.
+    Largest difference over every gradient: {backward_diff:.2e}, agreement
+    to the last digits float64 has.
 """)
 lesson.metric("reference_vs_autograd_max_abs_diff", backward_diff, threshold=1e-10,
               higher_is_better=False)

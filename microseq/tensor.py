@@ -115,7 +115,8 @@ class Tensor:
                                    f"got shape {self.shape}; pass grad=")
             grad = np.ones_like(self.data)
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, self.data.dtype)
+            # a copy: VJPs may keep it (fused_cells share work per gradient object)
+            grad = np.array(grad.data if isinstance(grad, Tensor) else grad, self.data.dtype)
             if grad.shape != self.shape:
                 raise ShapeError(f"backward: grad of shape {grad.shape} for a tensor of shape "
                                  f"{self.shape}")
