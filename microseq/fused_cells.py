@@ -12,7 +12,7 @@ nn.recurrent), the previous state and w_hh_t = W_hh^T (H, G*H):
 
     rnn_cell   h' = tanh(xp + h w_hh_t)                          (or relu)
     lstm_cell  [i, f, g, o] = xp + h w_hh_t;  i, f, o = sigmoid, g = tanh
-               c' = f c + i g,   h' = o tanh(c')      -> returns h', c' stacked (2, B, H)
+               c' = f c + i g,   h' = o tanh(c')      (h, c) in and out stacked (2, B, H)
     gru_cell   [r, z] = sigmoid(xp_rz + h w_rz);  n = tanh(xp_n + r (h w_n + b_hn))
                h' = (1 - z) n + z h
 
@@ -62,8 +62,11 @@ def rnn_cell(xp, h, w_hh_t, nonlinearity="tanh"):
 
 
 @op
-def lstm_cell(xp, h, c, w_hh_t):
-    """(h', c') stacked in a (2, B, H) array; xp (B, 4H) in gate order i, f, g, o."""
+def lstm_cell(xp, hc, w_hh_t):
+    """The LSTM state (h, c) stacked as hc (2, B, H) -> the next one, hc';
+    xp (B, 4H) in gate order i, f, g, o. One array in and one out keeps a
+    step one node, and lets the layer take every h' with a single slice."""
+    h, c = hc
     H = c.shape[-1]
     if xp.shape[-1] != 4 * H:
         raise ValueError(f"xp needs 4 * {H} gate columns for a state of {H}")
@@ -81,7 +84,7 @@ def lstm_cell(xp, h, c, w_hh_t):
     np.multiply(o, tanh_c, out=new_h)
 
     def backward(grad):
-        """dL/d(gate pre-activations) and dL/dc from dL/dh' = grad[0], dL/dc' = grad[1]."""
+        """dL/d(gate pre-activations) and dL/dc', from dL/dh' = grad[0], dL/dc' = grad[1]."""
         dh = grad[0]
         dc = grad[1] + dh * o * (1 - tanh_c * tanh_c)   # c' reaches L directly and through h'
         da = np.empty_like(gates)
@@ -89,11 +92,17 @@ def lstm_cell(xp, h, c, w_hh_t):
         np.multiply(dc * c, f * (1 - f), out=da[:, H:2 * H])       # dc'/df = c
         np.multiply(dc * i, 1 - g * g, out=da[:, 2 * H:3 * H])     # dc'/dg = i
         np.multiply(dh * tanh_c, o * (1 - o), out=da[:, 3 * H:])   # dh'/do = tanh(c')
-        return da, dc * f                                          # dc'/dc = f
+        return da, dc
+
+    def state_vjp(grad):
+        da, dc = back(grad)
+        d_hc = np.empty_like(out)
+        np.matmul(da, w_hh_t.T, out=d_hc[0])                       # da/dh = W_hh
+        np.multiply(dc, f, out=d_hc[1])                            # dc'/dc = f
+        return d_hc
 
     back = _shared(backward)
-    return out, (lambda grad: back(grad)[0], lambda grad: back(grad)[0] @ w_hh_t.T,
-                 lambda grad: back(grad)[1], lambda grad: Product(h, back(grad)[0]))
+    return out, (lambda grad: back(grad)[0], state_vjp, lambda grad: Product(h, back(grad)[0]))
 
 
 @op

@@ -28,7 +28,8 @@ def composed_rnn(xp, h, w_hh_t, nonlinearity="tanh"):
     return tanh(a) if nonlinearity == "tanh" else relu(a)
 
 
-def composed_lstm(xp, h, c, w_hh_t):
+def composed_lstm(xp, hc, w_hh_t):
+    h, c = hc[0], hc[1]
     i, f, g, o = split(xp + h @ w_hh_t, 4, axis=-1)
     c = sigmoid(f) * c + sigmoid(i) * tanh(g)
     return stack([sigmoid(o) * tanh(c), c])
@@ -46,9 +47,8 @@ def composed_gru(xp, h, w_hh_t, b_hn):
 def cell_inputs(kind, B, H, rng):
     """Random float64 inputs of one step, scaled to reach every nonlinearity."""
     G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
-    inputs = [rng.standard_normal((B, G * H)), rng.standard_normal((B, H))]
-    if kind == "lstm":
-        inputs.append(rng.standard_normal((B, H)))
+    state = (2, B, H) if kind == "lstm" else (B, H)  # the LSTM's (h, c), stacked
+    inputs = [rng.standard_normal((B, G * H)), rng.standard_normal(state)]
     inputs.append(rng.standard_normal((H, G * H)) / np.sqrt(H))
     if kind == "gru":
         inputs.append(rng.standard_normal(H))
@@ -118,9 +118,9 @@ def test_backward_twice_with_retain_graph_recomputes_the_shared_part():
     (lambda: rnn_cell(np.ones((2, 3)), np.ones((2, 4)), np.ones((4, 4))), "rnn_cell"),
     (lambda: rnn_cell(np.ones((2, 3)), np.ones((2, 3)), np.ones((3, 3)), nonlinearity="gelu"),
      "nonlinearity must be"),
-    (lambda: lstm_cell(np.ones((2, 8)), np.ones((2, 2)), np.ones((2, 3)), np.ones((2, 8))),
-     "lstm_cell: (2, 8) and (2, 2) and (2, 3) and (2, 8)"),
-    (lambda: lstm_cell(np.ones((2, 12)), np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 12))),
+    (lambda: lstm_cell(np.ones((2, 8)), np.ones((2, 2, 2)), np.ones((3, 8))),
+     "lstm_cell: (2, 8) and (2, 2, 2) and (3, 8)"),
+    (lambda: lstm_cell(np.ones((2, 12)), np.ones((2, 2, 2)), np.ones((2, 12))),
      "xp needs 4 * 2 gate columns"),
     (lambda: gru_cell(np.ones((2, 8)), np.ones((2, 2)), np.ones((2, 8))),
      "xp needs 3 * 2 gate columns"),

@@ -133,11 +133,13 @@ class LSTMCell(_Cell):
     gates = 4
 
     @staticmethod
-    def step(xp, state, w_hh_t):
-        """(h', c') from xp = x W_ih^T + b_ih + b_hh and state = (h, c)."""
-        h, c = state
-        new = lstm_cell(xp, h, c, w_hh_t)
-        return new[0], new[1]
+    def step(xp, hc, w_hh_t):
+        """hc' from xp = x W_ih^T + b_ih + b_hh and hc, the state (h, c) stacked (2, B, H)."""
+        return lstm_cell(xp, hc, w_hh_t)
+
+    def _step(self, xp, state, w_hh_t):
+        hc = self.step(xp, stack(list(state)), w_hh_t)
+        return hc[0], hc[1]
 
     def zero_state(self, batch):
         return super().zero_state(batch), super().zero_state(batch)
@@ -219,12 +221,17 @@ class _Recurrent(Module):
         rows = x.reshape(-1, x.shape[2])
         xp = self.cell.project(rows, w_ih, b_ih, b_hh).reshape(*x.shape[:2], -1)
         recurrent = self.cell.recurrent(w_hh, b_hh)
-        outputs = []
+        states = []
         for t in range(x.shape[0]):
             with scope(f"t={t}"):
                 state = self._step(xp[t], state, *recurrent)
-            outputs.append(state[0] if isinstance(state, tuple) else state)
-        return stack(outputs, axis=time_axis), state
+            states.append(state)
+        return self._outputs(states, time_axis), state
+
+    def _outputs(self, states, time_axis):
+        """The layer's output, h of every step, from the state of every step."""
+        hs = stack(states)
+        return transpose(hs, (1, 0, 2)) if time_axis else hs
 
     def _layer_states(self, h0, batch):
         """The initial hidden state of each layer, from h0 (L, B, H) or zeros."""
@@ -274,13 +281,21 @@ class LSTM(_Recurrent):
 
     cell = LSTMCell
 
+    # Inside, each layer's state (h, c) travels stacked as one (2, B, H) tensor,
+    # what LSTMCell.step takes and returns.
+
     def _layer_states(self, state, batch):
         h0, c0 = (None, None) if state is None else state
         hs, cs = super()._layer_states(h0, batch), super()._layer_states(c0, batch)
-        return list(zip(hs, cs, strict=True))
+        return [stack([h, c]) for h, c in zip(hs, cs, strict=True)]
+
+    def _outputs(self, states, time_axis):
+        hs = stack(states)[:, 0]  # (T, 2, B, H): h is the first of each pair
+        return transpose(hs, (1, 0, 2)) if time_axis else hs
 
     def _final_state(self, finals):
-        return stack([h for h, _ in finals]), stack([c for _, c in finals])
+        both = stack(finals, axis=1)  # (2, L, B, H)
+        return both[0], both[1]
 
 
 class GRU(_Recurrent):
