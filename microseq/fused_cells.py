@@ -8,16 +8,18 @@ The same equations built from primitives are what the tests check these
 against (values and every gradient), besides finite differences.
 
 Every step takes xp, the input part of the gates (x W_ih^T + b_ih, see
-nn.recurrent), the previous state and w_hh_t = W_hh^T (H, G*H):
+nn.recurrent), the previous state and W_hh (G*H, H), laid out as PyTorch's:
 
-    rnn_cell   h' = tanh(xp + h w_hh_t)                          (or relu)
-    lstm_cell  [i, f, g, o] = xp + h w_hh_t;  i, f, o = sigmoid, g = tanh
+    rnn_cell   h' = tanh(xp + h W_hh^T)                          (or relu)
+    lstm_cell  [i, f, g, o] = xp + h W_hh^T;  i, f, o = sigmoid, g = tanh
                c' = f c + i g,   h' = o tanh(c')      (h, c) in and out stacked (2, B, H)
-    gru_cell   [r, z] = sigmoid(xp_rz + h w_rz);  n = tanh(xp_n + r (h w_n + b_hn))
+    gru_cell   [r, z] = sigmoid(xp_rz + h W_rz^T);  n = tanh(xp_n + r (h W_n^T + b_hn))
                h' = (1 - z) n + z h
 
 The inputs' VJPs all need the same gradient of the gate pre-activations, da;
-`_shared` computes it once per backward pass and hands it to each.
+`_shared` computes it once per backward pass and hands it to each. W_hh's
+gradient, da^T h, is left to the engine as a Product, so that the T steps'
+are summed as one matmul.
 """
 import numpy as np
 
@@ -46,11 +48,11 @@ def _sigmoid_(x):
 
 
 @op
-def rnn_cell(xp, h, w_hh_t, nonlinearity="tanh"):
-    """h' = tanh(xp + h w_hh_t), or relu; xp and h (B, H), w_hh_t (H, H)."""
+def rnn_cell(xp, h, w_hh, nonlinearity="tanh"):
+    """h' = tanh(xp + h W_hh^T), or relu; xp and h (B, H), w_hh (H, H)."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    y = h @ w_hh_t
+    y = h @ w_hh.T
     y += xp
     if nonlinearity == "tanh":
         np.tanh(y, out=y)
@@ -58,11 +60,11 @@ def rnn_cell(xp, h, w_hh_t, nonlinearity="tanh"):
     else:
         np.maximum(y, 0, out=y)
         da = _shared(lambda g: g * (y > 0))
-    return y, (da, lambda g: da(g) @ w_hh_t.T, lambda g: Product(h, da(g)))
+    return y, (da, lambda g: da(g) @ w_hh, lambda g: Product(da(g), h))
 
 
 @op
-def lstm_cell(xp, hc, w_hh_t):
+def lstm_cell(xp, hc, w_hh):
     """The LSTM state (h, c) stacked as hc (2, B, H) -> the next one, hc';
     xp (B, 4H) in gate order i, f, g, o. One array in and one out keeps a
     step one node, and lets the layer take every h' with a single slice."""
@@ -70,7 +72,7 @@ def lstm_cell(xp, hc, w_hh_t):
     H = c.shape[-1]
     if xp.shape[-1] != 4 * H:
         raise ValueError(f"xp needs 4 * {H} gate columns for a state of {H}")
-    gates = h @ w_hh_t
+    gates = h @ w_hh.T
     gates += xp
     _sigmoid_(gates[:, :2 * H])
     np.tanh(gates[:, 2 * H:3 * H], out=gates[:, 2 * H:3 * H])
@@ -97,35 +99,35 @@ def lstm_cell(xp, hc, w_hh_t):
     def state_vjp(grad):
         da, dc = back(grad)
         d_hc = np.empty_like(out)
-        np.matmul(da, w_hh_t.T, out=d_hc[0])                       # da/dh = W_hh
+        np.matmul(da, w_hh, out=d_hc[0])                           # da/dh = W_hh
         np.multiply(dc, f, out=d_hc[1])                            # dc'/dc = f
         return d_hc
 
     back = _shared(backward)
-    return out, (lambda grad: back(grad)[0], state_vjp, lambda grad: Product(h, back(grad)[0]))
+    return out, (lambda grad: back(grad)[0], state_vjp, lambda grad: Product(back(grad)[0], h))
 
 
 @op
-def gru_cell(xp, h, w_hh_t, b_hn=None):
+def gru_cell(xp, h, w_hh, b_hn=None):
     """h' from xp (B, 3H) in gate order r, z, n (b_hr, b_hz folded in, b_hn
-    not: r multiplies it), h (B, H), w_hh_t (H, 3H) and b_hn (H,)."""
+    not: r multiplies it), h (B, H), w_hh (3H, H) and b_hn (H,)."""
     H = h.shape[-1]
     if xp.shape[-1] != 3 * H:
         raise ValueError(f"xp needs 3 * {H} gate columns for a state of {H}")
-    hw = h @ w_hh_t                                   # [h w_r, h w_z, h w_n]
+    hw = h @ w_hh.T                                   # [h W_r^T, h W_z^T, h W_n^T]
     if b_hn is not None:
         hw[:, 2 * H:] += b_hn
     rz = _sigmoid_(xp[:, :2 * H] + hw[:, :2 * H])
     r, z = rz[:, :H], rz[:, H:]
-    hn = hw[:, 2 * H:]                                # h w_n + b_hn
+    hn = hw[:, 2 * H:]                                # h W_n^T + b_hn
     n = np.tanh(xp[:, 2 * H:] + r * hn)
     new_h = n + z * (h - n)                           # = (1 - z) n + z h
 
     def backward(grad):
-        """dL/dxp and dL/d(h w_hh_t + [0, 0, b_hn]), the two gate-side gradients."""
+        """dL/dxp and dL/d(h W_hh^T + [0, 0, b_hn]), the two gate-side gradients."""
         dn = grad * (1 - z) * (1 - n * n)             # through n = tanh(.)
         dxp = np.empty_like(xp)
-        np.multiply(dn * hn, r * (1 - r), out=dxp[:, :H])           # dn/dr = h w_n + b_hn
+        np.multiply(dn * hn, r * (1 - r), out=dxp[:, :H])           # dn/dr = h W_n^T + b_hn
         np.multiply(grad * (h - n), z * (1 - z), out=dxp[:, H:2 * H])  # dh'/dz = h - n
         dxp[:, 2 * H:] = dn
         dhw = dxp.copy()
@@ -134,6 +136,6 @@ def gru_cell(xp, h, w_hh_t, b_hn=None):
 
     back = _shared(backward)
     return new_h, (lambda grad: back(grad)[0],
-                   lambda grad: back(grad)[1] @ w_hh_t.T + grad * z,   # h enters hw and z h
-                   lambda grad: Product(h, back(grad)[1]),
+                   lambda grad: back(grad)[1] @ w_hh + grad * z,       # h enters hw and z h
+                   lambda grad: Product(back(grad)[1], h),
                    lambda grad: back(grad)[1][:, 2 * H:])

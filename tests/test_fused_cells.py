@@ -23,22 +23,22 @@ pytestmark = pytest.mark.nn
 TOL = 1e-10
 
 
-def composed_rnn(xp, h, w_hh_t, nonlinearity="tanh"):
-    a = xp + h @ w_hh_t
+def composed_rnn(xp, h, w_hh, nonlinearity="tanh"):
+    a = xp + h @ w_hh.T
     return tanh(a) if nonlinearity == "tanh" else relu(a)
 
 
-def composed_lstm(xp, hc, w_hh_t):
+def composed_lstm(xp, hc, w_hh):
     h, c = hc[0], hc[1]
-    i, f, g, o = split(xp + h @ w_hh_t, 4, axis=-1)
+    i, f, g, o = split(xp + h @ w_hh.T, 4, axis=-1)
     c = sigmoid(f) * c + sigmoid(i) * tanh(g)
     return stack([sigmoid(o) * tanh(c), c])
 
 
-def composed_gru(xp, h, w_hh_t, b_hn):
+def composed_gru(xp, h, w_hh, b_hn):
     H = h.shape[-1]
     x_rz, x_n = split(xp, [2 * H], axis=-1)
-    h_rz, h_n = split(h @ w_hh_t, [2 * H], axis=-1)
+    h_rz, h_n = split(h @ w_hh.T, [2 * H], axis=-1)
     r, z = split(sigmoid(x_rz + h_rz), 2, axis=-1)
     n = tanh(x_n + r * (h_n + b_hn))
     return (1 - z) * n + z * h
@@ -49,7 +49,7 @@ def cell_inputs(kind, B, H, rng):
     G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
     state = (2, B, H) if kind == "lstm" else (B, H)  # the LSTM's (h, c), stacked
     inputs = [rng.standard_normal((B, G * H)), rng.standard_normal(state)]
-    inputs.append(rng.standard_normal((H, G * H)) / np.sqrt(H))
+    inputs.append(rng.standard_normal((G * H, H)) / np.sqrt(H))
     if kind == "gru":
         inputs.append(rng.standard_normal(H))
     return inputs

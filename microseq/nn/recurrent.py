@@ -30,7 +30,7 @@ part of each gate:
 How a step is built. Only the hidden part depends on the previous step, so a
 cell's step is split in three static methods that the layers share:
 `project(x, ...)` is the input part of every gate, `recurrent(...)` what each
-step needs of the hidden weights (W_hh^T, transposed once), and `step(xp,
+step needs of the hidden weights (W_hh, and the GRU's b_hn), and `step(xp,
 state, ...)` the recurrence itself: one op from microseq.fused_cells, whose
 forward and hand-derived backward hold the equations above. A layer projects
 the inputs of all T steps with ONE matmul before its loop (as cuDNN does) and
@@ -82,7 +82,7 @@ class _Cell(Module):
     @staticmethod
     def recurrent(w_hh, b_hh):
         """What each step needs of the hidden weights, computed once per sequence."""
-        return (transpose(w_hh),)
+        return (w_hh,)
 
     def zero_state(self, batch):
         return Tensor(np.zeros((batch, self.hidden_size), self.weight_hh.dtype))
@@ -115,12 +115,12 @@ class RNNCell(_Cell):
         self.nonlinearity = nonlinearity
 
     @staticmethod
-    def step(xp, h, w_hh_t, nonlinearity="tanh"):
+    def step(xp, h, w_hh, nonlinearity="tanh"):
         """h' from xp = x W_ih^T + b_ih + b_hh and h (B, H)."""
-        return rnn_cell(xp, h, w_hh_t, nonlinearity=nonlinearity)
+        return rnn_cell(xp, h, w_hh, nonlinearity=nonlinearity)
 
-    def _step(self, xp, h, w_hh_t):
-        return self.step(xp, h, w_hh_t, self.nonlinearity)
+    def _step(self, xp, h, w_hh):
+        return self.step(xp, h, w_hh, self.nonlinearity)
 
     def extra_repr(self):
         relu_ = ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
@@ -133,12 +133,12 @@ class LSTMCell(_Cell):
     gates = 4
 
     @staticmethod
-    def step(xp, hc, w_hh_t):
+    def step(xp, hc, w_hh):
         """hc' from xp = x W_ih^T + b_ih + b_hh and hc, the state (h, c) stacked (2, B, H)."""
-        return lstm_cell(xp, hc, w_hh_t)
+        return lstm_cell(xp, hc, w_hh)
 
-    def _step(self, xp, state, w_hh_t):
-        hc = self.step(xp, stack(list(state)), w_hh_t)
+    def _step(self, xp, state, w_hh):
+        hc = self.step(xp, stack(list(state)), w_hh)
         return hc[0], hc[1]
 
     def zero_state(self, batch):
@@ -163,12 +163,12 @@ class GRUCell(_Cell):
     @staticmethod
     def recurrent(w_hh, b_hh):
         b_hn = None if b_hh is None else b_hh[2 * w_hh.shape[1]:]
-        return transpose(w_hh), b_hn
+        return w_hh, b_hn
 
     @staticmethod
-    def step(xp, h, w_hh_t, b_hn=None):
+    def step(xp, h, w_hh, b_hn=None):
         """h' from xp = x W_ih^T + b_ih + [b_hr, b_hz, 0] and h (B, H)."""
-        return gru_cell(xp, h, w_hh_t, b_hn)
+        return gru_cell(xp, h, w_hh, b_hn)
 
 
 # --- layers over a sequence ---------------------------------------------------
@@ -268,8 +268,8 @@ class RNN(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout)
         self.nonlinearity = nonlinearity
 
-    def _step(self, xp, h, w_hh_t):
-        return RNNCell.step(xp, h, w_hh_t, self.nonlinearity)
+    def _step(self, xp, h, w_hh):
+        return RNNCell.step(xp, h, w_hh, self.nonlinearity)
 
     def extra_repr(self):
         relu_ = ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
