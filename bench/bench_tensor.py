@@ -44,10 +44,13 @@ def op_chain(repeats):
 
 
 class RNNLM(nn.Module):
+    """Embedding, RNN or LSTM, linear read-out; time-major (PyTorch's default
+    layout, and the reference's): ids (T, B) -> logits (T, B, V)."""
+
     def __init__(self, vocab, embed, hidden, cell=nn.RNN):
         super().__init__()
         self.embed = nn.Embedding(vocab, embed)
-        self.rnn = cell(embed, hidden, batch_first=True)
+        self.rnn = cell(embed, hidden)
         self.out = nn.Linear(hidden, vocab)
 
     def forward(self, ids, state=None):
@@ -69,8 +72,8 @@ def lm_step(kind, repeats, vocab=65, embed=32, hidden=128, batch=32, steps=32, l
 
     def ours():
         sgd.zero_grad()
-        logits, _ = model(x)
-        ms.cross_entropy(logits, y).backward()
+        logits, _ = model(x.T)  # the reference reads (B, T) ids time-major too
+        ms.cross_entropy(logits, y.T).backward()
         sgd.step()
 
     def reference():
