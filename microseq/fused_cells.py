@@ -8,7 +8,9 @@ The same equations built from primitives are what the tests check these
 against (values and every gradient), besides finite differences.
 
 Every step takes xp, the input part of the gates (x W_ih^T + b_ih, see
-nn.recurrent), the previous state and W_hh (G*H, H), laid out as PyTorch's:
+nn.recurrent), the previous state and W_hh (G*H, H), laid out as PyTorch's.
+A layer passes the input parts of all T steps, xp (T, B, G*H), and t: the
+step slices xp[t] itself, which spares the graph one node per step.
 
     rnn_cell   h' = tanh(xp + h W_hh^T)                          (or relu)
     lstm_cell  [i, f, g, o] = xp + h W_hh^T;  i, f, o = sigmoid, g = tanh
@@ -23,7 +25,8 @@ are summed as one matmul.
 """
 import numpy as np
 
-from microseq.tensor import Product, op
+from microseq.ops import _add_slice
+from microseq.tensor import Product, Scatter, op
 
 
 def _shared(backward):
@@ -38,6 +41,16 @@ def _shared(backward):
     return once
 
 
+def _gate_input(xp, t):
+    """This step's input part of the gates: xp (B, G*H), or xp[t] of every step's."""
+    return xp if t is None else xp[t]
+
+
+def _gate_input_vjp(da, t):
+    """xp's VJP, from da(g), the gradient of this step's gate inputs."""
+    return da if t is None else (lambda g: Scatter(t, da(g), _add_slice))
+
+
 def _sigmoid_(x):
     """sigmoid(x) = (1 + tanh(x/2)) / 2 in place: no overflow for large |x|."""
     x *= 0.5
@@ -48,23 +61,23 @@ def _sigmoid_(x):
 
 
 @op
-def rnn_cell(xp, h, w_hh, nonlinearity="tanh"):
+def rnn_cell(xp, h, w_hh, t=None, nonlinearity="tanh"):
     """h' = tanh(xp + h W_hh^T), or relu; xp and h (B, H), w_hh (H, H)."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
     y = h @ w_hh.T
-    y += xp
+    y += _gate_input(xp, t)
     if nonlinearity == "tanh":
         np.tanh(y, out=y)
         da = _shared(lambda g: g * (1 - y * y))  # tanh'(a) = 1 - h'^2
     else:
         np.maximum(y, 0, out=y)
         da = _shared(lambda g: g * (y > 0))
-    return y, (da, lambda g: da(g) @ w_hh, lambda g: Product(da(g), h))
+    return y, (_gate_input_vjp(da, t), lambda g: da(g) @ w_hh, lambda g: Product(da(g), h))
 
 
 @op
-def lstm_cell(xp, hc, w_hh):
+def lstm_cell(xp, hc, w_hh, t=None):
     """The LSTM state (h, c) stacked as hc (2, B, H) -> the next one, hc';
     xp (B, 4H) in gate order i, f, g, o. One array in and one out keeps a
     step one node, and lets the layer take every h' with a single slice."""
@@ -73,7 +86,7 @@ def lstm_cell(xp, hc, w_hh):
     if xp.shape[-1] != 4 * H:
         raise ValueError(f"xp needs 4 * {H} gate columns for a state of {H}")
     gates = h @ w_hh.T
-    gates += xp
+    gates += _gate_input(xp, t)
     _sigmoid_(gates[:, :2 * H])
     np.tanh(gates[:, 2 * H:3 * H], out=gates[:, 2 * H:3 * H])
     _sigmoid_(gates[:, 3 * H:])
@@ -104,16 +117,18 @@ def lstm_cell(xp, hc, w_hh):
         return d_hc
 
     back = _shared(backward)
-    return out, (lambda grad: back(grad)[0], state_vjp, lambda grad: Product(back(grad)[0], h))
+    return out, (_gate_input_vjp(lambda grad: back(grad)[0], t), state_vjp,
+                 lambda grad: Product(back(grad)[0], h))
 
 
 @op
-def gru_cell(xp, h, w_hh, b_hn=None):
+def gru_cell(xp, h, w_hh, b_hn=None, t=None):
     """h' from xp (B, 3H) in gate order r, z, n (b_hr, b_hz folded in, b_hn
     not: r multiplies it), h (B, H), w_hh (3H, H) and b_hn (H,)."""
     H = h.shape[-1]
     if xp.shape[-1] != 3 * H:
         raise ValueError(f"xp needs 3 * {H} gate columns for a state of {H}")
+    xp = _gate_input(xp, t)
     hw = h @ w_hh.T                                   # [h W_r^T, h W_z^T, h W_n^T]
     if b_hn is not None:
         hw[:, 2 * H:] += b_hn
@@ -135,7 +150,7 @@ def gru_cell(xp, h, w_hh, b_hn=None):
         return dxp, dhw
 
     back = _shared(backward)
-    return new_h, (lambda grad: back(grad)[0],
+    return new_h, (_gate_input_vjp(lambda grad: back(grad)[0], t),
                    lambda grad: back(grad)[1] @ w_hh + grad * z,       # h enters hw and z h
                    lambda grad: Product(back(grad)[1], h),
                    lambda grad: back(grad)[1][:, 2 * H:])

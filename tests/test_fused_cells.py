@@ -57,7 +57,7 @@ def cell_inputs(kind, B, H, rng):
 
 CASES = {  # name -> (fused op, the same step from primitives, kind)
     "rnn_tanh": (rnn_cell, composed_rnn, "rnn"),
-    "rnn_relu": (lambda *a: rnn_cell(*a, nonlinearity="relu"),
+    "rnn_relu": (lambda *a, **t: rnn_cell(*a, nonlinearity="relu", **t),
                  lambda *a: composed_rnn(*a, "relu"), "rnn"),
     "lstm": (lstm_cell, composed_lstm, "lstm"),
     "gru": (gru_cell, composed_gru, "gru"),
@@ -82,6 +82,28 @@ def test_fused_step_equals_the_step_composed_from_primitives(name, B, H, seed):
     upstream = rng.standard_normal((2, B, H) if kind == "lstm" else (B, H))
     got, got_grads = values_and_grads(fused, arrays, upstream)
     want, want_grads = values_and_grads(composed, arrays, upstream)
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@given(T=st.integers(1, 4), B=st.integers(1, 3), H=st.integers(1, 3), data=st.data())
+def test_a_step_given_every_steps_input_takes_its_own(name, T, B, H, data):
+    """As a layer calls it: xp (T, B, G*H) and t. Same values and gradients
+    as the step given xp[t] alone; the other steps' rows get zero gradient."""
+    fused, composed, kind = CASES[name]
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    t = data.draw(st.integers(0, T - 1))
+    every = np.stack([cell_inputs(kind, B, H, rng)[0] for _ in range(T)])
+    rest = cell_inputs(kind, B, H, rng)[1:]
+    if name == "rnn_relu":
+        every += np.sign(every) * 0.5
+    upstream = rng.standard_normal((2, B, H) if kind == "lstm" else (B, H))
+    got, got_grads = values_and_grads(lambda xp, *r: fused(xp, *r, t=t), [every, *rest],
+                                      upstream)
+    want, want_grads = values_and_grads(lambda xp, *r: composed(xp[t], *r), [every, *rest],
+                                        upstream)
     np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
     for g, w in zip(got_grads, want_grads, strict=True):
         np.testing.assert_allclose(g, w, rtol=0, atol=TOL)

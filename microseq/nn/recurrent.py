@@ -31,10 +31,10 @@ How a step is built. Only the hidden part depends on the previous step, so a
 cell's step is split in three static methods that the layers share:
 `project(x, ...)` is the input part of every gate, `recurrent(...)` what each
 step needs of the hidden weights (W_hh, and the GRU's b_hn), and `step(xp,
-state, ...)` the recurrence itself: one op from microseq.fused_cells, whose
+state, ..., t)` the recurrence itself: one op from microseq.fused_cells, whose
 forward and hand-derived backward hold the equations above. A layer projects
 the inputs of all T steps with ONE matmul before its loop (as cuDNN does) and
-then runs the cell's step T times.
+then runs the cell's step T times, each taking its own xp[t].
 
 Scopes, for graph rendering: step t of a layer is built inside `scope(f"t={t}")`,
 and with num_layers > 1 each layer inside `scope(f"layer{k}")` around them, so
@@ -115,12 +115,12 @@ class RNNCell(_Cell):
         self.nonlinearity = nonlinearity
 
     @staticmethod
-    def step(xp, h, w_hh, nonlinearity="tanh"):
-        """h' from xp = x W_ih^T + b_ih + b_hh and h (B, H)."""
-        return rnn_cell(xp, h, w_hh, nonlinearity=nonlinearity)
+    def step(xp, h, w_hh, t=None, nonlinearity="tanh"):
+        """h' from xp = x W_ih^T + b_ih + b_hh (or xp[t]) and h (B, H)."""
+        return rnn_cell(xp, h, w_hh, t=t, nonlinearity=nonlinearity)
 
-    def _step(self, xp, h, w_hh):
-        return self.step(xp, h, w_hh, self.nonlinearity)
+    def _step(self, xp, h, w_hh, t=None):
+        return self.step(xp, h, w_hh, t, self.nonlinearity)
 
     def extra_repr(self):
         relu_ = ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
@@ -133,12 +133,13 @@ class LSTMCell(_Cell):
     gates = 4
 
     @staticmethod
-    def step(xp, hc, w_hh):
-        """hc' from xp = x W_ih^T + b_ih + b_hh and hc, the state (h, c) stacked (2, B, H)."""
-        return lstm_cell(xp, hc, w_hh)
+    def step(xp, hc, w_hh, t=None):
+        """hc' from xp = x W_ih^T + b_ih + b_hh (or xp[t]) and hc, the state
+        (h, c) stacked (2, B, H)."""
+        return lstm_cell(xp, hc, w_hh, t=t)
 
-    def _step(self, xp, state, w_hh):
-        hc = self.step(xp, stack(list(state)), w_hh)
+    def _step(self, xp, state, w_hh, t=None):
+        hc = self.step(xp, stack(list(state)), w_hh, t)
         return hc[0], hc[1]
 
     def zero_state(self, batch):
@@ -166,9 +167,9 @@ class GRUCell(_Cell):
         return w_hh, b_hn
 
     @staticmethod
-    def step(xp, h, w_hh, b_hn=None):
-        """h' from xp = x W_ih^T + b_ih + [b_hr, b_hz, 0] and h (B, H)."""
-        return gru_cell(xp, h, w_hh, b_hn)
+    def step(xp, h, w_hh, b_hn=None, t=None):
+        """h' from xp = x W_ih^T + b_ih + [b_hr, b_hz, 0] (or xp[t]) and h (B, H)."""
+        return gru_cell(xp, h, w_hh, b_hn, t=t)
 
 
 # --- layers over a sequence ---------------------------------------------------
@@ -192,8 +193,8 @@ class _Recurrent(Module):
                 setattr(self, f"bias_ih_l{k}", uniform(bound, rows))
                 setattr(self, f"bias_hh_l{k}", uniform(bound, rows))
 
-    def _step(self, xp, state, *recurrent):
-        return self.cell.step(xp, state, *recurrent)
+    def _step(self, xp, state, *recurrent, t=None):
+        return self.cell.step(xp, state, *recurrent, t=t)
 
     def forward(self, x, state=None):
         x = _as_tensor(x)
@@ -224,7 +225,7 @@ class _Recurrent(Module):
         states = []
         for t in range(x.shape[0]):
             with scope(f"t={t}"):
-                state = self._step(xp[t], state, *recurrent)
+                state = self._step(xp, state, *recurrent, t=t)  # the step takes its xp[t]
             states.append(state)
         return self._outputs(states, time_axis), state
 
@@ -268,8 +269,8 @@ class RNN(_Recurrent):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout)
         self.nonlinearity = nonlinearity
 
-    def _step(self, xp, h, w_hh):
-        return RNNCell.step(xp, h, w_hh, self.nonlinearity)
+    def _step(self, xp, h, w_hh, t=None):
+        return RNNCell.step(xp, h, w_hh, t, self.nonlinearity)
 
     def extra_repr(self):
         relu_ = ", nonlinearity='relu'" if self.nonlinearity == "relu" else ""
