@@ -168,13 +168,8 @@ from_primitives = gradients(lambda x, h0, c0: lstm_from_primitives(x, h0, c0, *p
 fused = gradients(lambda x, h0, c0: lstm(x, (h0[None], c0[None]))[0])
 hs, _, cache = ref.lstm_forward(x_data, h0_data, c0_data, *(p.data for p in params.values()))
 by_hand = ref.lstm_backward(upstream, cache)
-print("\n        gradient   shape      largest |primitives - by hand|   |nn.LSTM - by hand|")
-differences = []
-for name, g in from_primitives.items():
-    differences += [np.abs(g - by_hand[name]).max(), np.abs(fused[name] - by_hand[name]).max()]
-    print(f"        {name:<9}  {str(g.shape):<10} {differences[-2]:.2e}"
-          f"{'':>22}{differences[-1]:.2e}")
-backward_diff = max(differences)
+backward_diff = lesson.compare_gradients(by_hand, {"primitives": from_primitives,
+                                                    "nn.LSTM": fused})
 lesson.say(f"""
     Largest difference over every gradient: {backward_diff:.2e}. float64
     carries about 16 digits, so this is agreement to the last few of them.

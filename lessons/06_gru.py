@@ -185,13 +185,8 @@ from_primitives = gradients(lambda x, h0: gru_from_primitives(x, h0, *params.val
 fused = gradients(lambda x, h0: gru(x, h0[None])[0])
 hs, cache = ref.gru_forward(x_data, h0_data, *(p.data for p in params.values()))
 by_hand = ref.gru_backward(upstream, cache)
-print("\n        gradient   shape      largest |primitives - by hand|   |nn.GRU - by hand|")
-differences = []
-for name, g in from_primitives.items():
-    differences += [np.abs(g - by_hand[name]).max(), np.abs(fused[name] - by_hand[name]).max()]
-    print(f"        {name:<9}  {str(g.shape):<10} {differences[-2]:.2e}"
-          f"{'':>22}{differences[-1]:.2e}")
-backward_diff = max(differences)
+backward_diff = lesson.compare_gradients(by_hand, {"primitives": from_primitives,
+                                                    "nn.GRU": fused})
 lesson.say(f"""
     Largest difference over every gradient: {backward_diff:.2e}, agreement
     to the last digits float64 has.

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as pyplot
+import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
@@ -131,6 +132,21 @@ class Lesson:
         picture = graph.draw(root, self.path(name), format=format, title=title)
         self.register(self.path(f"{name}.gv"))
         return self.register(picture)
+
+    def compare_gradients(self, by_hand, witnesses):
+        """Print the largest |witness - by hand| of every gradient (rows) for each
+        witness (columns: name -> {gradient name: array}); return the largest of all."""
+        header = "".join(f"|{name} - by hand|".ljust(26) for name in witnesses)
+        print(f"\n        gradient   shape      {header}".rstrip())
+        worst = 0.0
+        for key, want in by_hand.items():
+            if key not in next(iter(witnesses.values())):
+                continue
+            gaps = [float(np.abs(got[key] - want).max()) for got in witnesses.values()]
+            row = "".join(f"{gap:<26.2e}" for gap in gaps)
+            print(f"        {key:<9}  {str(want.shape):<10} {row}".rstrip())
+            worst = max(worst, *gaps)
+        return worst
 
     # --- results ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lesson_runs import assert_quick_run_passed, run_quick
 
@@ -54,3 +55,19 @@ def test_lesson_defaults(tmp_path, monkeypatch):
     assert lesson.out == Path("runs/lesson-4") and lesson.out.is_dir()
     lesson.finish()  # no metrics: nothing missed
     assert json.loads((lesson.out / "metrics.json").read_text())["metrics"] == []
+
+
+@pytest.mark.lesson
+def test_compare_gradients_prints_each_gap_and_returns_the_largest(tmp_path, capsys):
+    lesson = Lesson(5, "gradients", argv=["--out", str(tmp_path)])
+    by_hand = {"x": np.zeros((2, 3)), "W": np.ones(4), "only_by_hand": np.zeros(1)}
+    witnesses = {"primitives": {"x": np.full((2, 3), 1e-3), "W": np.ones(4)},
+                 "nn.LSTM": {"x": np.zeros((2, 3)), "W": np.ones(4) - 2e-2}}
+    capsys.readouterr()  # the lesson's banner
+    worst = lesson.compare_gradients(by_hand, witnesses)
+    assert worst == pytest.approx(2e-2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "|primitives - by hand|" in lines[0] and "|nn.LSTM - by hand|" in lines[0]
+    assert lines[1].split() == ["x", "(2,", "3)", "1.00e-03", "0.00e+00"]
+    assert lines[2].split() == ["W", "(4,)", "0.00e+00", "2.00e-02"]
+    assert len(lines) == 3  # a gradient no witness has is left out
