@@ -195,14 +195,12 @@ def _settle(tensor, parts, owned):
         total = _fit(a.T @ g, tensor.data)
         tensor.grad = total if tensor.grad is None else tensor.grad + total
         owned.add(tensor)
-    rows = [s.index for s in scatters]
-    if (scatters and tensor.data.ndim and all(type(i) is int for i in rows)
-            and sorted(rows) == list(range(len(tensor.data)))):
+    by_row = {s.index: s for s in scatters if type(s.index) is int}
+    if scatters and len(by_row) == len(scatters) == len(tensor.data) and all(
+            t in by_row for t in range(len(scatters))):
         # x[t] taken once for every t, as a layer runs over a sequence: the
         # gradient is those of the rows, stacked (one copy, no zero-filling).
-        total = _fit(np.stack([s.values for _, s in sorted(zip(rows, scatters),
-                                                            key=lambda pair: pair[0])]),
-                     tensor.data)
+        total = _fit(np.stack([by_row[t].values for t in range(len(scatters))]), tensor.data)
         tensor.grad = total if tensor.grad is None else tensor.grad + total
         owned.add(tensor)
         return
