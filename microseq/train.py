@@ -191,9 +191,9 @@ class _Batches:
         self.taken = state["taken"]
 
 
-def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, evaluate=None,
-          eval_every=None, checkpoint_dir=None, checkpoint_every=None, resume=False,
-          progress=None, desc="train"):
+def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_schedule=None,
+          evaluate=None, eval_every=None, checkpoint_dir=None, checkpoint_every=None,
+          resume=False, progress=None, desc="train"):
     """Run `steps` optimizer steps and return their History.
 
     Each step takes the next batch, computes `loss = loss_fn(model, batch)`
@@ -209,6 +209,8 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, evalu
         one another until `steps` is reached. Shuffle and sample batches
         with that `rng` (not microseq's default generator): its state is
         what lets a resumed run find the same next batch.
+    lr_schedule: `lr_schedule(step) -> learning rate` for step = 0, 1, ...,
+        set as optimizer.lr before each update (a resumed run continues it).
     evaluate: `evaluate(model) -> dict of floats`, run every `eval_every`
         steps and after the last, in eval mode and under no_grad().
         microseq's default generator is restored after it, so evaluating
@@ -271,6 +273,8 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, evalu
             loss.backward()
             if clip is not None:
                 clip_grad_norm_(optimizer.params, clip)
+            if lr_schedule is not None:
+                optimizer.lr = lr_schedule(step - 1)
             optimizer.step()
 
             loss = loss.item()

@@ -263,3 +263,22 @@ def test_argument_mistakes_are_clear_errors():
     batches = shuffled_batches(np.random.default_rng(0))  # one epoch, consumed once
     with pytest.raises(ValueError, match="yielded no batches"):
         train(model, optimizer, batches, mse, steps=6, progress=False)
+
+
+def test_lr_schedule_sets_the_rate_of_every_step_and_resumes_with_it(tmp_path):
+    def schedule(step):
+        return 0.1 / (1 + step)
+
+    model, optimizer = fresh(0)
+    seen = []
+    step_with = optimizer.step
+    optimizer.step = lambda: (seen.append(optimizer.lr), step_with())
+    train(model, optimizer, shuffled_batches, mse, steps=5, lr_schedule=schedule, progress=False)
+    assert seen == [schedule(s) for s in range(5)]
+
+    _, whole = run(0, 8, lr_schedule=schedule)
+    run(0, 3, tmp_path, checkpoint_every=3, lr_schedule=schedule)
+    _, resumed = run(0, 8, tmp_path, resume=True, lr_schedule=schedule)
+    assert resumed.losses == whole.losses
+    _, constant = run(0, 8)
+    assert constant.losses != whole.losses  # the schedule did change the run

@@ -17,7 +17,6 @@ decoder runs as one LSTM call over the sequence. `generate` is free running
 instead: each step's input is the model's own previous guess, so it must go
 one step at a time; it does so for a whole batch at once.
 """
-import itertools
 import math
 import time
 
@@ -163,7 +162,6 @@ def fit(model, xs, dec_in, target, train_idx, *, epochs, batch_size, lr, clip, s
     steps_per_epoch = math.ceil(len(train_idx) / batch_size)
     steps = epochs * steps_per_epoch
     optimizer = Adam(model.parameters(), lr=lr)
-    step = itertools.count()
 
     def batches(rng):
         for idx in minibatches(len(train_idx), batch_size, rng):
@@ -171,10 +169,10 @@ def fit(model, xs, dec_in, target, train_idx, *, epochs, batch_size, lr, clip, s
             yield xs[rows], dec_in[rows], target[rows]
 
     def loss_fn(model, batch):
-        optimizer.lr = cosine_decay(next(step), steps, lr)
         return model.loss(*batch)
 
     start = time.perf_counter()
     history = train(model, optimizer, batches, loss_fn, steps, seed=seed, clip=clip,
-                    evaluate=evaluate, eval_every=steps_per_epoch // evals_per_epoch, desc=desc)
+                    lr_schedule=lambda step: cosine_decay(step, steps, lr), evaluate=evaluate,
+                    eval_every=steps_per_epoch // evals_per_epoch, desc=desc)
     return history, time.perf_counter() - start
