@@ -17,7 +17,7 @@ SUITES = ["bench.bench_scalar", "bench.bench_tensor", "bench.bench_word2vec",
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default="runs/bench.json")
     args = parser.parse_args()
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
