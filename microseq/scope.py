@@ -5,7 +5,6 @@ every scope as a cluster, so an unrolled RNN renders one box per time step.
 Nested scopes join with "/": `encoder/t=3`.
 """
 
-_stack = []
 _current = None
 
 
@@ -17,19 +16,18 @@ def current():
 class scope:
     """`with scope(name):` tags every node built inside with name. A class
     rather than a generator context manager: layers enter one per time step,
-    and this costs a third as much."""
+    and this costs a fraction as much."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "outer")
 
     def __init__(self, name):
         self.name = str(name)
 
     def __enter__(self):
         global _current
-        _stack.append(self.name)
-        _current = "/".join(_stack)
+        self.outer = _current
+        _current = self.name if _current is None else f"{_current}/{self.name}"
 
     def __exit__(self, *exc):
         global _current
-        _stack.pop()
-        _current = "/".join(_stack) or None
+        _current = self.outer
