@@ -138,9 +138,11 @@ lesson.say(f"""
     {graph_file.name} draws the computation of a tiny RNN over three steps,
     one box per step, followed by a linear head. The inputs of all steps are
     projected by W_ih in one matmul before the loop, so only W_hh enters
-    every box. Each node is shaded by the size of its gradient after
-    backward(); lesson 4 uses the same shading to watch gradients fade as
-    they travel back through the steps.
+    every box. Inside a box, nn.RNN runs the cell equation as one fused op,
+    rnn_cell, with its backward written by hand (lesson 4 builds the same
+    step from matmul, add and tanh). Each node is shaded by the size of its
+    gradient after backward(); lesson 4 uses the same shading to watch
+    gradients fade as they travel back through the steps.
     """)
 
 
