@@ -56,8 +56,8 @@ class Tensor:
     __array_ufunc__ = None  # `ndarray * Tensor` defers to Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None, label=None):
-        if isinstance(data, Tensor):
-            data = data.data
+        if isinstance(data, Tensor):  # a new leaf with a copy of the values, as torch.tensor
+            data = data.data.copy()
         if dtype is None and not isinstance(data, np.ndarray | np.generic):
             data = np.asarray(data)
             if data.dtype.kind == "f":  # python floats: the default dtype, like torch.tensor

@@ -328,6 +328,9 @@ def test_constructors():
     t = ms.tensor([[1.0, 2.0]], requires_grad=True)
     assert t.detach().requires_grad is False and t.numpy() is t.data
     assert ms.tensor(3.5).item() == 3.5 and len(t) == 1
+    copy = ms.tensor(t, requires_grad=True)  # from a Tensor: a new leaf with its own values
+    copy.data += 1
+    assert t.data.tolist() == [[1.0, 2.0]] and copy._parents == ()
 
 
 # --- errors name the op and the shapes, at the call site -----------------------
