@@ -25,6 +25,8 @@ from microseq.reference.transformer import (
     encoder_block_forward,
     layer_norm_backward,
     layer_norm_forward,
+    transformer_lm_loss_and_grads,
+    transformer_lm_step,
 )
 from microseq.reference.word2vec import (
     cbow_ns_loss_and_grads,
@@ -57,4 +59,6 @@ __all__ = [
     "rnn_lm_step",
     "scatter_add_rows",
     "skipgram_ns_loss_and_grads",
+    "transformer_lm_loss_and_grads",
+    "transformer_lm_step",
 ]

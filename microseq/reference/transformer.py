@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from microseq.reference.word2vec import scatter_add_rows
 from microseq.special import erfc
 
 
@@ -197,3 +198,60 @@ def encoder_block_backward(dy, cache):
     for prefix, g in (("self_attn.", g_sa), ("", g_ff), ("norm1.", g_n1), ("norm2.", g_n2)):
         grads.update((prefix + name, value) for name, value in g.items() if name != "x")
     return grads
+
+
+# ---------------------------------------------------------------- a GPT-style language model
+
+def transformer_lm_loss_and_grads(p, x_ids, y_ids, num_heads, activation="gelu"):
+    """A causal Transformer LM on ids (B, T), pre-norm blocks as GPT-2:
+
+        x = embed.weight[ids] + pos.weight[:T]              (B, T, E)
+        x = encoder.layers.K(x, causal mask) for each K     (pre-norm blocks)
+        logits = encoder.norm(x) head.weight^T + head.bias  (B, T, V)
+        L = mean over the B*T positions of -log softmax(logits)[next id]
+
+    p holds the model's state dict under those names. Returns (loss, grads)."""
+    B, T = x_ids.shape
+    num_layers = len({name.split(".")[2] for name in p if name.startswith("encoder.layers.")})
+    x = p["embed.weight"][x_ids] + p["pos.weight"][:T]        # (B, T, E)
+    keep = np.tril(np.ones((T, T), bool))                      # position t sees 0..t
+    caches = []
+    for k in range(num_layers):
+        x, cache = encoder_block_forward(x, _sub(p, f"encoder.layers.{k}"), num_heads, keep,
+                                         norm_first=True, activation=activation)
+        caches.append(cache)
+    h, norm_cache = layer_norm_forward(x, p["encoder.norm.weight"], p["encoder.norm.bias"])
+    logits = _rows(h @ p["head.weight"].T + p["head.bias"])  # (B*T, V)
+    targets = y_ids.reshape(-1)
+    rows = np.arange(len(targets))
+    logits -= logits.max(1, keepdims=True)                     # shift-invariant; avoids overflow
+    e = np.exp(logits)
+    total = e.sum(1)
+    loss = float(np.mean(np.log(total) - logits[rows, targets]))
+    dlogits = e / total[:, None]
+    dlogits[rows, targets] -= 1
+    dlogits /= len(targets)                                    # (softmax - onehot) / (B T)
+
+    grads = {}
+    dh, grads["head.weight"], grads["head.bias"] = _linear_backward(
+        dlogits.reshape(B, T, -1), h, p["head.weight"])
+    g = layer_norm_backward(dh, norm_cache)
+    grads["encoder.norm.weight"], grads["encoder.norm.bias"] = g["weight"], g["bias"]
+    dx = g["x"]
+    for k in reversed(range(num_layers)):
+        g = encoder_block_backward(dx, caches[k])
+        dx = g.pop("x")
+        grads.update((f"encoder.layers.{k}.{name}", value) for name, value in g.items())
+    dpos = np.zeros_like(p["pos.weight"])
+    dpos[:T] = dx.sum(0)                                       # every sequence uses rows 0..T-1
+    grads["pos.weight"] = dpos
+    grads["embed.weight"] = scatter_add_rows(np.zeros_like(p["embed.weight"]), x_ids, dx)
+    return loss, grads
+
+
+def transformer_lm_step(p, x_ids, y_ids, num_heads, lr, activation="gelu"):
+    """One SGD step of transformer_lm_loss_and_grads, in place. Returns the loss."""
+    loss, grads = transformer_lm_loss_and_grads(p, x_ids, y_ids, num_heads, activation)
+    for name, value in p.items():
+        value -= lr * grads[name]
+    return loss
