@@ -1,6 +1,7 @@
 """The Transformer layers against PyTorch, when torch happens to be installed:
 the same numpy state dict in both, then outputs, attention weights, input
-gradients and parameter gradients equal in float64 to 1e-10."""
+gradients and parameter gradients equal in float64 to 1e-10 (and, for the
+whole encoder, in float32 to 1e-5)."""
 import numpy as np
 import pytest
 
@@ -10,26 +11,26 @@ from microseq import nn
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.nn
 
-TOL = 1e-10
+TOL = {np.float64: 1e-10, np.float32: 1e-5}
 
 
-def twins(ours, theirs):
-    """Random torch weights in float64 (LayerNorm's too, so that they matter),
-    loaded into ours as numpy arrays: the state dicts must match key for key."""
+def twins(ours, theirs, dtype=np.float64):
+    """Random torch weights (LayerNorm's too, so that they matter), loaded
+    into ours as numpy arrays: the state dicts must match key for key."""
     torch.manual_seed(0)
-    theirs = theirs.double()
+    theirs = theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
     with torch.no_grad():
         for p in theirs.parameters():
             p.uniform_(-0.7, 0.7)
     state = {k: v.numpy() for k, v in theirs.state_dict().items()}
     assert list(ours.state_dict()) == list(state)
-    ours.to(np.float64).load_state_dict(state)
+    ours.to(dtype).load_state_dict(state)
     return ours, theirs
 
 
-def same(ours, theirs, name=""):
+def same(ours, theirs, name="", dtype=np.float64):
     theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    np.testing.assert_allclose(ours, theirs, rtol=TOL, atol=TOL, err_msg=name)
+    np.testing.assert_allclose(ours, theirs, rtol=TOL[dtype], atol=TOL[dtype], err_msg=name)
 
 
 def leaves(*arrays):
@@ -49,10 +50,10 @@ def backward_both(ours_out, theirs_out, seed=0):
     sum((o * torch.tensor(r)).sum() for o, r in zip(theirs_out, rs, strict=True)).backward()
 
 
-def same_parameter_grads(ours, theirs):
+def same_parameter_grads(ours, theirs, dtype=np.float64):
     theirs = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        same(p.grad, theirs[name].grad, name)
+        same(p.grad, theirs[name].grad, name, dtype)
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
@@ -143,6 +144,8 @@ def test_multihead_self_attention_matches_torch(batch_first, attn, padding):
 
 @pytest.mark.parametrize("options", [
     {}, {"kdim": 3, "vdim": 5}, {"bias": False}, {"batch_first": True, "kdim": 4},
+    {"add_bias_kv": True}, {"add_zero_attn": True, "batch_first": True},
+    {"add_bias_kv": True, "add_zero_attn": True, "kdim": 2},
 ])
 @pytest.mark.parametrize("average", [True, False])
 def test_multihead_cross_attention_matches_torch(options, average):
@@ -185,10 +188,15 @@ def test_multihead_attention_unbatched_and_without_weights():
     assert weights is None
 
 
-def _causal_with_padding(N, L, rng):
+def _causal_with_padding(N, L, rng, dtype=bool):
+    """A causal mask and a key padding mask, both bool or both float (torch
+    warns when they differ)."""
     padding = rng.random((N, L)) < 0.3
     padding[:, 0] = False
-    return nn.generate_square_subsequent_mask(L, np.float64), padding
+    causal = nn.generate_square_subsequent_mask(L, np.float64)
+    if dtype is bool:
+        return np.isneginf(causal), padding
+    return causal.astype(dtype), np.where(padding, -np.inf, 0).astype(dtype)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -216,8 +224,9 @@ def test_encoder_layer_matches_torch(norm_first, activation, batch_first):
     same_parameter_grads(ours, theirs)
 
 
-@pytest.mark.parametrize("norm_first", [False, True])
-def test_encoder_matches_torch(norm_first):
+@pytest.mark.parametrize("norm_first,dtype", [(False, np.float64), (True, np.float64),
+                                              (True, np.float32)])
+def test_encoder_matches_torch(norm_first, dtype):
     d, h, N, L = 8, 4, 2, 7
     layer_options = dict(dim_feedforward=16, activation="gelu", norm_first=norm_first,
                          batch_first=True)
@@ -225,18 +234,20 @@ def test_encoder_matches_torch(norm_first):
         nn.TransformerEncoder(nn.TransformerEncoderLayer(d, h, **layer_options), 2,
                               norm=nn.LayerNorm(d)),
         torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(d, h, **layer_options), 2,
-                                    norm=torch.nn.LayerNorm(d), enable_nested_tensor=False))
+                                    norm=torch.nn.LayerNorm(d), enable_nested_tensor=False),
+        dtype)
     ours.eval()
     theirs.eval()
     rng = np.random.default_rng(7)
-    mask, padding = _causal_with_padding(N, L, rng)
-    (x,), (tx,) = leaves(rng.standard_normal((N, L, d)))
+    mask, padding = _causal_with_padding(N, L, rng, dtype)
+    (x,), (tx,) = leaves(rng.standard_normal((N, L, d)).astype(dtype))
     out = ours(x, mask=mask, src_key_padding_mask=padding)
     torch_out = theirs(tx, mask=torch.tensor(mask), src_key_padding_mask=torch.tensor(padding))
-    same(out.data, torch_out, "output")
+    assert out.dtype == dtype
+    same(out.data, torch_out, "output", dtype)
     backward_both(out, torch_out)
-    same(x.grad, tx.grad, "x")
-    same_parameter_grads(ours, theirs)
+    same(x.grad, tx.grad, "x", dtype)
+    same_parameter_grads(ours, theirs, dtype)
     # is_causal=True alone builds the causal mask that torch must be given
     causal = ours(ms.tensor(x.data), is_causal=True)
-    same(causal.data, theirs(tx, mask=torch.tensor(mask), is_causal=True))
+    same(causal.data, theirs(tx, mask=torch.tensor(mask), is_causal=True), "causal", dtype)

@@ -30,9 +30,9 @@ import numpy as np
 from microseq import functional as F
 from microseq.nn.layers import Dropout, Embedding, Linear, uniform
 from microseq.nn.module import Module, Parameter
-from microseq.ops import gelu, masked_softmax, relu, softmax, transpose
+from microseq.ops import concat, gelu, masked_softmax, relu, softmax, transpose
 from microseq.scope import scope
-from microseq.tensor import DEFAULT_DTYPE, ShapeError, Tensor
+from microseq.tensor import DEFAULT_DTYPE, ShapeError, Tensor, default_rng
 
 
 def generate_square_subsequent_mask(sz, dtype=None):
@@ -99,9 +99,6 @@ class MultiheadAttention(Module):
         if embed_dim % num_heads:
             raise ValueError(f"MultiheadAttention: embed_dim {embed_dim} must be divisible by "
                              f"num_heads {num_heads}")
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are "
-                                      "not supported")
         self.embed_dim, self.num_heads = embed_dim, num_heads
         self.head_dim = embed_dim // num_heads
         self.kdim = kdim if kdim is not None else embed_dim
@@ -116,6 +113,14 @@ class MultiheadAttention(Module):
             self.v_proj_weight = _xavier_uniform(embed_dim, self.vdim)
             self.in_proj_weight = None
         self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, DEFAULT_DTYPE)) if bias else None
+        if add_bias_kv:  # one more key and value, learned, that every query can attend to
+            std = math.sqrt(1 / embed_dim)  # torch's xavier_normal_ for a (1, 1, E) tensor
+            self.bias_k, self.bias_v = (
+                Parameter(default_rng().normal(0, std, (1, 1, embed_dim)).astype(DEFAULT_DTYPE))
+                for _ in range(2))
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         if bias:
             self.out_proj.bias.data[...] = 0
@@ -140,6 +145,7 @@ class MultiheadAttention(Module):
 
         with scope("heads"):
             q, k, v = self._project(query, key, value, self_attention)   # (N, h, L|S, d) each
+            k, v, mask = self._extra_keys(k, v, mask)                    # S -> S+1 or S+2
             scores = (q * (1 / math.sqrt(d))) @ k.transpose(0, 1, 3, 2)  # (N, h, L, S)
             weights = softmax(scores) if mask is None else masked_softmax(scores, mask)
             attended = F.dropout(weights, self.dropout, self.training)   # (N, h, L, S)
@@ -175,6 +181,24 @@ class MultiheadAttention(Module):
         return tuple(
             F.linear(x, w, bias).reshape(N, x.shape[1], h, d).transpose(0, 2, 1, 3)
             for x, w, bias in zip((query, key, value), weights, biases))
+
+    def _extra_keys(self, k, v, mask):
+        """add_bias_kv appends the learned bias_k, bias_v as one more key and
+        value; add_zero_attn then appends a zero key and value. Masks get a
+        column that lets every query attend to each new key."""
+        N, h, S, d = k.shape
+        extras = []
+        if self.bias_k is not None:
+            extras.append((self.bias_k.reshape(1, h, 1, d), self.bias_v.reshape(1, h, 1, d)))
+        if self.add_zero_attn:
+            extras.append((0.0, 0.0))
+        for extra_k, extra_v in extras:
+            zeros = np.zeros((N, h, 1, d), k.dtype)
+            k = concat([k, extra_k + zeros], axis=2)                  # (N, h, S+1, d)
+            v = concat([v, extra_v + zeros], axis=2)
+            if mask is not None:
+                mask = np.concatenate([mask, np.zeros((*mask.shape[:-1], 1), mask.dtype)], -1)
+        return k, v, mask
 
     def _check_shapes(self, query, key, value, unbatched):
         where = "MultiheadAttention"
