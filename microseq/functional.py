@@ -3,7 +3,7 @@ gradients come for free from ops.py."""
 import numpy as np
 
 from microseq.ops import _layer_norm, mean, transpose
-from microseq.tensor import default_rng
+from microseq.tensor import ShapeError, default_rng
 
 
 def linear(x, weight, bias=None):
@@ -41,6 +41,6 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
         normalized_shape)
     if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
-        raise ValueError(f"layer_norm: input of shape {tuple(x.shape)} does not end in "
+        raise ShapeError(f"layer_norm: input of shape {tuple(x.shape)} does not end in "
                          f"normalized_shape {normalized_shape}")
     return _layer_norm(x, weight, bias, normalized_ndim=len(normalized_shape), eps=eps)

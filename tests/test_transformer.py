@@ -22,13 +22,13 @@ def encoder_layer(d=4, h=2, **options):
     return nn.TransformerEncoderLayer(d, h, **options).to(np.float64)
 
 
-@settings(max_examples=10)
+@settings(max_examples=6)
 @given(seed=seeds, batch_first=st.booleans(), causal=st.booleans(), padded=st.booleans())
 def test_multihead_attention_input_gradients(seed, batch_first, causal, padded):
     rng = np.random.default_rng(seed)
     ms.manual_seed(seed)
     attention = nn.MultiheadAttention(4, 2, batch_first=batch_first).to(np.float64)
-    N, L, S = 2, 3, 4
+    N, L, S = 2, 2, 3
     q = rng.standard_normal((N, L, 4) if batch_first else (L, N, 4))
     kv = rng.standard_normal((N, S, 4) if batch_first else (S, N, 4))
     padding = (rng.random((N, S)) < 0.5) if padded else None

@@ -20,7 +20,8 @@ may NOT be attended; a float mask is added to the scores (-inf drops).
 Two deliberate differences: a query whose keys are all masked gets zero
 attention weights (so its output is out_proj's bias) where torch gives NaN;
 and is_causal=True without an attn_mask applies the causal mask where torch
-asks for the mask (given a mask, is_causal is only the hint torch takes it for).
+asks for one. Given a mask, microseq always applies it (torch may take
+is_causal as a promise that the mask is causal, and apply its own instead).
 """
 import copy
 import math
