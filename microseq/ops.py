@@ -165,7 +165,7 @@ def reshape(a, shape):
 
 @op
 def transpose(a, axes=None):
-    inverse = None if axes is None else np.argsort(axes)
+    inverse = None if axes is None else np.argsort([axis % a.ndim for axis in axes])
     return np.transpose(a, axes), lambda g: np.transpose(g, inverse)
 
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import microseq as ms
+from microseq import functional as F
 from microseq import nn
 from microseq.gradcheck import gradcheck
 
@@ -159,3 +160,12 @@ def test_positional_encodings_add_to_each_position():
 def test_bad_arguments_get_clear_errors(build, message):
     with pytest.raises((ValueError, TypeError), match=message):
         build()
+
+
+def test_scaled_dot_product_attention_takes_a_mask_or_is_causal_not_both():
+    q = ms.randn(2, 3, 4)
+    causal = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    masked = F.scaled_dot_product_attention(q, q, q, attn_mask=np.tril(np.ones((3, 3), bool)))
+    np.testing.assert_array_equal(causal.data, masked.data)
+    with pytest.raises(ValueError, match="give attn_mask or is_causal, not both"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=np.ones((3, 3), bool), is_causal=True)

@@ -31,7 +31,7 @@ import numpy as np
 from microseq import functional as F
 from microseq.nn.layers import Dropout, Embedding, Linear, uniform
 from microseq.nn.module import Module, Parameter
-from microseq.ops import concat, gelu, masked_softmax, relu, softmax, transpose
+from microseq.ops import concat, gelu, relu, transpose
 from microseq.scope import scope
 from microseq.tensor import DEFAULT_DTYPE, ShapeError, Tensor, default_rng
 
@@ -141,16 +141,13 @@ class MultiheadAttention(Module):
             query, key, value = (transpose(x, (1, 0, 2)) for x in (query, key, value))
         N, L, E = query.shape
         S = key.shape[1]
-        d = self.head_dim
         mask = self._merged_mask(attn_mask, key_padding_mask, is_causal, N, L, S, query.dtype)
 
         with scope("heads"):
             q, k, v = self._project(query, key, value, self_attention)   # (N, h, L|S, d) each
             k, v, mask = self._extra_keys(k, v, mask)                    # S -> S+1 or S+2
-            scores = (q * (1 / math.sqrt(d))) @ k.transpose(0, 1, 3, 2)  # (N, h, L, S)
-            weights = softmax(scores) if mask is None else masked_softmax(scores, mask)
-            attended = F.dropout(weights, self.dropout, self.training)   # (N, h, L, S)
-            heads = attended @ v                                         # (N, h, L, d)
+            heads, attended = F.attention(                               # (N, h, L, d),
+                q, k, v, mask, dropout_p=self.dropout if self.training else 0.0)  # (N, h, L, S)
         out = heads.transpose(0, 2, 1, 3).reshape(N, L, E)             # (N, L, E): heads joined
         out = self.out_proj(out)                                       # (N, L, E)
 
