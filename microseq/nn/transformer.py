@@ -284,21 +284,20 @@ class TransformerEncoderLayer(Module):
         self.batch_first = batch_first
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
-        x = src if isinstance(src, Tensor) else Tensor(src)          # (L, N, E) or (N, L, E)
+        x = src if isinstance(src, Tensor) else Tensor(src)  # (L, N, E), or (N, L, E) batch_first
+
+        def attend(h):
+            return self._sa_block(h, src_mask, src_key_padding_mask, is_causal)
+
         if self.norm_first:
-            with scope("norm1"):
-                normed = self.norm1(x)
-            x = self._residual(x, self._sa_block(normed, src_mask, src_key_padding_mask,
-                                                 is_causal))
-            with scope("norm2"):
-                normed = self.norm2(x)
-            return self._residual(x, self._ff_block(normed))
-        x = self._residual(x, self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
-        with scope("norm1"):
-            x = self.norm1(x)
-        x = self._residual(x, self._ff_block(x))
-        with scope("norm2"):
-            return self.norm2(x)
+            x = self._residual(x, attend(self._norm(1, x)))              # x + attn(norm1(x))
+            return self._residual(x, self._ff_block(self._norm(2, x)))   # x + ff(norm2(x))
+        x = self._norm(1, self._residual(x, attend(x)))                  # norm1(x + attn(x))
+        return self._norm(2, self._residual(x, self._ff_block(x)))       # norm2(x + ff(x))
+
+    def _norm(self, k, x):
+        with scope(f"norm{k}"):
+            return getattr(self, f"norm{k}")(x)
 
     def _residual(self, x, update):
         with scope("residual"):
@@ -312,8 +311,8 @@ class TransformerEncoderLayer(Module):
 
     def _ff_block(self, x):
         with scope("feed-forward"):
-            x = self.linear2(self.dropout(self.activation(self.linear1(x))))  # (.., E)
-            return self.dropout2(x)
+            h = self.activation(self.linear1(x))                 # (..., dim_feedforward)
+            return self.dropout2(self.linear2(self.dropout(h)))  # (..., E)
 
 
 class TransformerEncoder(Module):
