@@ -100,13 +100,19 @@ def stdlib_docstrings(max_chars=None):
 def _docstrings():
     """Yield the cleaned docstrings of `_STDLIB_MODULES`, in a fixed order."""
     for name in _STDLIB_MODULES:
-        module = importlib.import_module(name)
-        yield from _clean(module.__doc__)
-        for obj in _public_members(module, name):
-            yield from _clean(obj.__doc__)
-            if inspect.isclass(obj):
-                for method in _public_members(obj, name):
-                    yield from _clean(method.__doc__)
+        yield from docstrings_of(name)
+
+
+def docstrings_of(name):
+    """Yield the cleaned docstrings of the module `name`: its own, then those
+    of its public classes (with their public methods) and functions."""
+    module = importlib.import_module(name)
+    yield from _clean(module.__doc__)
+    for obj in _public_members(module, name):
+        yield from _clean(obj.__doc__)
+        if inspect.isclass(obj):
+            for method in _public_members(obj, name):
+                yield from _clean(method.__doc__)
 
 
 def _public_members(namespace, module_name):

@@ -1,0 +1,81 @@
+"""A small BERT: a Transformer encoder with a masked-token head and a
+classification head on the leading [CLS] token.
+
+    model = Bert(vocab_size=len(tok), num_classes=5, pad_id=tok.pad_id)
+    hidden = model(ids)                        # ids (B, T) -> (B, T, d_model)
+    loss = model.mlm_loss(inputs, targets)     # mask_tokens' output; mean over chosen tokens
+    loss = model.classification_loss(ids, labels)
+    model.classify(ids)                        # (B, num_classes) scores
+
+[PAD] positions are keys no token attends to (key_padding_mask). The
+encoder is pre-norm (as GPT-2 and most BERTs trained today: stable
+without a warm-up), with GELU and a final LayerNorm.
+"""
+import numpy as np
+
+from microseq import nn
+from microseq.ops import cross_entropy
+from microseq.tensor import Tensor
+
+IGNORE_INDEX = -100
+
+
+class Bert(nn.Module):
+    def __init__(self, vocab_size, num_classes, pad_id=0, d_model=64, nhead=4, num_layers=2,
+                 dim_feedforward=128, max_len=32, dropout=0.0):
+        self.pad_id = pad_id
+        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        self.positions = nn.LearnedPositionalEncoding(d_model, max_len, batch_first=True)
+        layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model))
+        self.mlm_head = nn.Linear(d_model, vocab_size)      # a score for every word
+        self.classifier = nn.Linear(d_model, num_classes)   # read from [CLS]'s vector
+
+    def forward(self, ids):
+        """ids (B, T) ints -> the encoder's output (B, T, d_model)."""
+        ids = np.asarray(ids)
+        x = self.positions(self.embed(ids))                  # (B, T, E)
+        return self.encoder(x, src_key_padding_mask=ids == self.pad_id)
+
+    def mlm_logits(self, inputs, targets):
+        """Scores (n, vocab_size) at the n places where targets are not
+        IGNORE_INDEX, and those n targets: only the chosen tokens go
+        through the (large) output layer."""
+        targets = np.asarray(targets)
+        rows, cols = np.nonzero(targets != IGNORE_INDEX)
+        hidden = self(inputs)[rows, cols]                    # (n, E)
+        return self.mlm_head(hidden), targets[rows, cols]
+
+    def mlm_loss(self, inputs, targets):
+        """Mean cross-entropy of the chosen tokens' original ids."""
+        logits, chosen = self.mlm_logits(inputs, targets)
+        return cross_entropy(logits, chosen)
+
+    def classify(self, ids):
+        """(B, num_classes) scores from the first token's ([CLS]'s) output vector."""
+        return self.classifier(self(ids)[:, 0])
+
+    def classification_loss(self, ids, labels):
+        return cross_entropy(self.classify(ids), np.asarray(labels))
+
+    def attention_maps(self, ids):
+        """Each layer's attention weights on one sequence ids (T,): a list of
+        (nhead, T, T) arrays, row i the weights query i gives the keys."""
+        ids = np.asarray(ids)[None]
+        x = self.positions(self.embed(ids))
+        pad = ids == self.pad_id
+        maps = []
+        for layer in self.encoder.layers:
+            h = layer.norm1(x) if layer.norm_first else x
+            _, weights = layer.self_attn(h, h, h, key_padding_mask=pad, need_weights=True,
+                                         average_attn_weights=False)
+            maps.append(weights.data[0])
+            x = layer(x, src_key_padding_mask=pad)
+        return maps
+
+
+def accuracy(scores, labels):
+    """Fraction of rows whose largest score is at the label."""
+    scores = scores.data if isinstance(scores, Tensor) else scores
+    return float(np.mean(np.argmax(scores, axis=-1) == np.asarray(labels)))
