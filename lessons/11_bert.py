@@ -29,10 +29,13 @@ lesson = Lesson(11, "BERT-style pretraining, then fine-tuning with few labels",
                                                "Python's help texts and docstrings")})
 quick = lesson.quick
 if quick:  # a few seconds: every step of the story, on a tiny model
-    VOCAB, D_MODEL, FF, PRE_STEPS, BUDGETS, SEEDS, FT_STEPS = 500, 32, 64, 60, (4, 16), 2, 20
+    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 500, 32, 64, 60, 20
+    BUDGETS, SEEDS = (4, 16), 2
 else:
-    VOCAB, D_MODEL, FF, PRE_STEPS, BUDGETS, SEEDS, FT_STEPS = 2000, 64, 128, 800, (8, 32, 128), 3, 60
-T, HEADS, LAYERS, BATCH, FT_BATCH, LR = 32, 4, 2, 32, 16, 1e-3
+    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 2000, 64, 128, 800, 80
+    BUDGETS, SEEDS = (8, 32, 128), 3
+T, HEADS, LAYERS, BATCH, FT_BATCH = 32, 4, 2, 32, 16
+PRE_LR, FT_LR, WARMUP = 3e-3, 1e-3, 50
 N_TEST_PER_TOPIC = 80
 rng = np.random.default_rng(lesson.seed)
 
@@ -86,9 +89,9 @@ kept = (val_inputs == val_targets) & chosen
 lesson.say(f"""
     The text is cut into {n_windows:,} windows of {T - 2} words, each framed as
     [CLS] ... [SEP]; {n_val} windows are held out. In every window, each word
-    (not [UNK] or another special token) is chosen with probability 15 %, and a chosen word becomes [MASK] 80 % of
-    the time, a random word 10 % of the time, and stays itself 10 % of the
-    time. The model must give every chosen word back. On the held-out windows
+    (not [UNK] or another special token) is chosen with probability 15 %,
+    and a chosen word becomes [MASK] 80 % of the time, a random word 10 % of
+    the time, and stays itself 10 % of the time. The model must give every chosen word back. On the held-out windows
     that chose {chosen.sum() / words_only.sum():.1%} of the words; of the chosen,
     {as_mask.sum() / chosen.sum():.1%} became [MASK] and {kept.sum() / chosen.sum():.1%} stayed.
 
@@ -125,9 +128,10 @@ def masked_accuracy(model):
     return {"masked_accuracy": correct / total}
 
 
-history = train(pretrained, Adam(pretrained.parameters(), lr=LR), masked_batches,
+history = train(pretrained, Adam(pretrained.parameters(), lr=PRE_LR), masked_batches,
                 lambda model, batch: model.mlm_loss(*batch), PRE_STEPS, seed=lesson.seed,
-                clip=1.0, evaluate=masked_accuracy, eval_every=max(PRE_STEPS // 8, 1),
+                clip=1.0, lr_schedule=lambda step: PRE_LR * min(1, (step + 1) / WARMUP),
+                evaluate=masked_accuracy, eval_every=max(PRE_STEPS // 8, 1),
                 desc="pretraining")
 mlm_acc = history.metric("masked_accuracy")[1][-1]
 
@@ -141,8 +145,8 @@ ordinary = np.arange(len(tok)) >= len(tok.special_ids)  # the answer is never a 
 most_common = int(np.argmax(unigram.probs() * ordinary))
 unigram_acc = float(np.mean(truth == most_common))
 before = val_inputs[rows, cols - 1]
-guesses = np.array([most_common if b in tok.special_ids else int(np.argmax(bigram.probs((b,)) * ordinary))
-                    for b in before])
+guesses = np.array([most_common if b in tok.special_ids
+                    else int(np.argmax(bigram.probs((b,)) * ordinary)) for b in before])
 bigram_acc = float(np.mean(truth == guesses))
 
 steps, accs = history.metric("masked_accuracy")
@@ -159,8 +163,9 @@ lesson.savefig(fig, "pretraining")
 lesson.say(f"""
     The encoder ({LAYERS} pre-norm layers, d_model {D_MODEL}, {HEADS} heads,
     feed-forward {FF}, GELU; {n_params:,} parameters, most of them the word
-    embeddings and the output layer) trained for {PRE_STEPS} steps of {BATCH}
-    windows. Only the chosen tokens go through the output layer: the loss
+    embeddings, which the output layer shares) trained for {PRE_STEPS} steps of
+    {BATCH} windows with Adam, the rate rising to {PRE_LR} over the first {WARMUP}.
+    Only the chosen tokens go through the output layer: the loss
     is taken there alone.
 
     Held-out masked-word accuracy: {mlm_acc:.1%}. Always guessing the commonest
@@ -170,7 +175,7 @@ lesson.say(f"""
     {mlm_acc - bigram_acc:+.1%} against the second.
     """)
 lesson.metric("masked_accuracy_over_unigram", mlm_acc / unigram_acc,
-              threshold=1.0 if quick else 2.0)
+              threshold=1.2 if quick else 2.0)
 
 # ---------------------------------------------------------------- fill the blank
 lesson.section("Fill the blank")
@@ -241,7 +246,7 @@ lesson.say(f"""
     labelled sentences per topic, drawn from the other {len(train_idx):,} (at least
     {counts.min()} per topic). The classifier is one linear layer on [CLS]'s output.
     Both models train all their weights for {FT_STEPS} steps of {FT_BATCH} with
-    Adam at {LR}; the pretrained one starts from the encoder above, the other
+    Adam at {FT_LR}; the pretrained one starts from the encoder above, the other
     from random weights. Each budget is drawn {SEEDS} times.
     """)
 test_ids = tok.encode_batch([texts[i] for i in test_idx], T)
@@ -268,7 +273,7 @@ def fine_tune(model, picked, seed):
         for idx in minibatches(len(picked), FT_BATCH, rng):
             yield trimmed(train_ids[picked[idx]]), train_labels[picked[idx]]
 
-    train(model, Adam(model.parameters(), lr=LR), batches,
+    train(model, Adam(model.parameters(), lr=FT_LR), batches,
           lambda m, batch: m.classification_loss(*batch), FT_STEPS, seed=seed,
           desc="fine-tuning")
     return test_accuracy(model)
@@ -308,10 +313,12 @@ print("\n" + "\n".join(table))
 gap = results["pretrained"][0].mean() - results["from scratch"][0].mean()
 lesson.say(f"""
     With {BUDGETS[0]} labelled sentences per topic the pretrained encoder reaches
-    {results['pretrained'][0].mean():.1%} and the one trained from scratch {results['from scratch'][0].mean():.1%}
+    {results['pretrained'][0].mean():.1%} and the one trained from scratch
+    {results['from scratch'][0].mean():.1%}
     ({gap * 100:+.1f} points; chance is {1 / len(TOPICS):.0%}). With {BUDGETS[-1]} per topic:
     {results['pretrained'][-1].mean():.1%} against {results['from scratch'][-1].mean():.1%}.
     """)
-lesson.metric("pretrained_minus_scratch_points_at_smallest_budget", gap * 100,
-              threshold=-100 if quick else 10)
+if not quick:  # a quick run's encoder has barely begun to learn: no gap to expect
+    lesson.metric("pretrained_minus_scratch_points_at_smallest_budget", gap * 100,
+                  threshold=10)
 lesson.finish()

@@ -15,7 +15,8 @@ import numpy as np
 from microseq.data.text import DataError, words
 from microseq.data.vocab import WordVocab
 
-PAD_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN, UNK_TOKEN = "[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"
+PAD_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = "[PAD]", "[CLS]", "[SEP]", "[MASK]"
+UNK_TOKEN = "[UNK]"
 SPECIAL_TOKENS = (PAD_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN, UNK_TOKEN)
 IGNORE_INDEX = -100  # cross_entropy's default ignore_index: "no target here"
 

@@ -9,15 +9,22 @@ classification head on the leading [CLS] token.
 
 [PAD] positions are keys no token attends to (key_padding_mask). The
 encoder is pre-norm (as GPT-2 and most BERTs trained today: stable
-without a warm-up), with GELU and a final LayerNorm.
+without a warm-up), with GELU and a final LayerNorm. Positions are the
+sinusoidal encoding: its dot products depend on the distance between two
+positions, so "look at the word next to you" needs no learning of
+where each position is.
 """
 import numpy as np
 
 from microseq import nn
-from microseq.ops import cross_entropy
+from microseq.data.tokens import IGNORE_INDEX
+from microseq.ops import cross_entropy, gelu
 from microseq.tensor import Tensor
 
-IGNORE_INDEX = -100
+
+def gelu_tanh(x):
+    """GELU in its tanh form, as the original BERT (and cheaper than the exact erf form)."""
+    return gelu(x, approximate="tanh")
 
 
 class Bert(nn.Module):
@@ -25,11 +32,15 @@ class Bert(nn.Module):
                  dim_feedforward=128, max_len=32, dropout=0.0):
         self.pad_id = pad_id
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
-        self.positions = nn.LearnedPositionalEncoding(d_model, max_len, batch_first=True)
+        self.positions = nn.PositionalEncoding(d_model, max_len, batch_first=True)
         layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+                                           activation=gelu_tanh, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model))
         self.mlm_head = nn.Linear(d_model, vocab_size)      # a score for every word
+        # Tied to the input embeddings, as in BERT: a word's score is its embedding's dot
+        # product with the output vector, so every masked answer trains its own embedding
+        # too (without the tie a 2000-word model stays at "always guess 'the'" for long).
+        self.mlm_head.weight = self.embed.weight
         self.classifier = nn.Linear(d_model, num_classes)   # read from [CLS]'s vector
 
     def forward(self, ids):
