@@ -39,7 +39,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from microseq import graph
+from microseq import fast, graph
 
 # Figures are written to files, never shown: no display needed.
 matplotlib.use("Agg")
@@ -68,6 +68,7 @@ class Lesson:
         # cores (lesson 3's quick run: about 50 s with two threads beside other
         # work, 3 s with one).
         self._blas_threads = threadpool_limits(limits=1, user_api="blas")
+        fast.keep_freed_memory()  # an allocator setting for the whole run (see microseq.fast)
         self.number, self.title = number, title
         self.quick, self.seed, self.out = self.args.quick, self.args.seed, self.args.out
         self.out.mkdir(parents=True, exist_ok=True)
