@@ -26,6 +26,7 @@ and --out DIR (default runs/lesson-N/), plus its own `arguments`, each given
 as {flag: argparse keyword arguments}; they are read in `lesson.args`.
 """
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -93,6 +94,11 @@ class Lesson:
                     print(block)
                 else:
                     print(textwrap.fill(" ".join(block.split()), WIDTH))
+        sys.stdout.flush()
+
+    def show_source(self, fn):
+        """Print the source of `fn`, indented: the code the lesson runs, as it is."""
+        print("\n" + textwrap.indent(inspect.getsource(fn), "    ").rstrip())
         sys.stdout.flush()
 
     def section(self, title):
