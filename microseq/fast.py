@@ -135,6 +135,7 @@ def _add_rows(grad, ids, values):
 def _getitem_share(node, i, g):
     """getitem's input gradient as a Scatter."""
     index = node._parents[1]
+    index = index.data if isinstance(index, Tensor) else index
     if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
         return Scatter(index, g, _add_rows)
     parts = index if isinstance(index, tuple) else (index,)

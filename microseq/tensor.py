@@ -92,9 +92,11 @@ class Tensor(Node):
         return self.data.astype(dtype or self.data.dtype, copy=bool(copy))
 
     def numpy(self):
+        """The values, as the numpy array itself (shared, not copied)."""
         return self.data
 
     def item(self):
+        """The value of a one-element tensor, as a Python number."""
         return self.data.item()
 
     def detach(self):
@@ -163,6 +165,7 @@ def fit(grad, data, node=None):
 
 
 def check_finite(array, name, scope, what):
+    """Inside detect_anomaly(): raise AnomalyError naming the op if `array` has a NaN or Inf."""
     if not np.isfinite(array).all():
         raise AnomalyError(name + (f" in scope '{scope}'" if scope else "")
                            + f": its {what} became NaN/Inf")
@@ -249,6 +252,7 @@ def detect_anomaly():
 
 
 def is_grad_enabled():
+    """False inside no_grad(): ops then record no graph."""
     return _grad_enabled
 
 
@@ -272,10 +276,12 @@ def from_numpy(array, requires_grad=False):
 
 
 def zeros(*shape, requires_grad=False, dtype=None):
+    """A tensor of zeros: zeros(2, 3) or zeros((2, 3)), float32 unless dtype says."""
     return Tensor(np.zeros(_shape(shape), dtype or DEFAULT_DTYPE), requires_grad)
 
 
 def ones(*shape, requires_grad=False, dtype=None):
+    """A tensor of ones: ones(2, 3) or ones((2, 3)), float32 unless dtype says."""
     return Tensor(np.ones(_shape(shape), dtype or DEFAULT_DTYPE), requires_grad)
 
 

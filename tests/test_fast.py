@@ -66,6 +66,7 @@ OPS = {  # name -> f(x (4, 3, 5), w (5, 5)), a tensor of any shape
     "slices": lambda x, w: x[1:3, :, ::2] * x[:2, ..., 0:1] + x[:2, 1, None, :3],
     "integer-array rows, repeated": lambda x, w: x[IDS] * x[IDS[::-1]],
     "fancy index, repeated": lambda x, w: x[[0, 0, 3], [1, 1, 2]],
+    "index given as a tensor": lambda x, w: x[ms.tensor(IDS)],
     "boolean mask": lambda x, w: x[x.data > 0],
     "reductions": lambda x, w: x.sum(0) + x.mean(axis=(1, 2), keepdims=True) + x.max(-1, True),
     "reshape, transpose, split, concat": lambda x, w: ms.concat(

@@ -98,6 +98,8 @@ def gru_step(xp, h, w_hh, b_hn=None):
 
 
 class CellKind(NamedTuple):
+    """One cell kind: how its gates are laid out and its step, plain and fused."""
+
     gates: int      # gate blocks stacked in the rows of weight_ih and weight_hh
     fold: tuple     # per gate block: whether b_hh is added into xp (1) or kept for the step (0)
     step: object    # the step in primitive ops: step(xp_t, state, w_hh, *extra, **options)
