@@ -74,7 +74,8 @@ def arrays(shape=None, low=-2.0, high=2.0, away_from_zero=0.0):
     elements = floats(low, high)
     if away_from_zero:
         elements = elements.filter(lambda v: abs(v) >= away_from_zero)
-    return hnp.arrays(np.float64, shapes() if shape is None else shape, elements=elements)
+    return hnp.arrays(np.float64, shapes() if shape is None else shape, elements=elements,
+                      fill=st.nothing())
 
 
 def broadcastable_arrays(num_arrays=2, **domain):
@@ -200,7 +201,9 @@ def _search(check, strategies, max_examples, seed):
 def _counterexample(failure, title):
     lines = [f"{title}: autograd and central differences disagree. Smallest failing input "
              f"hypothesis found (it tried {failure.examples}):"]
-    lines += [f"    {label} = {_show(x)}" for label, x in zip(failure.labels, failure.inputs)]
+    for label, x in zip(failure.labels, failure.inputs):
+        head = f"    {label} = "
+        lines.append(head + _show(x).replace("\n", "\n" + " " * len(head)))
     lines.append(failure.mismatch)
     return Counterexample("\n".join(lines), failure.inputs, failure.first, failure.found_at,
                           failure.examples, failure.mismatch)
