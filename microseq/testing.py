@@ -37,9 +37,9 @@ from microseq.scalar import Value
 from microseq.tensor import Tensor
 
 __all__ = [
-    "Counterexample", "arrays", "broadcastable_arrays", "broadcastable_shapes", "check_module",
-    "check_op", "check_scalar_op", "distinct_arrays", "evaluate", "expressions", "floats", "ids",
-    "random_weights", "sequence_batches", "shapes",
+    "VALUE_BINARY", "VALUE_OPS", "VALUE_UNARY", "Counterexample", "arrays", "broadcastable_arrays",
+    "broadcastable_shapes", "check_module", "check_op", "check_scalar_op", "distinct_arrays",
+    "evaluate", "expressions", "floats", "ids", "random_weights", "sequence_batches", "shapes",
 ]
 
 # === Tensor engine: strategies ================================================
@@ -166,8 +166,9 @@ def _is_differentiable(x):
 
 
 def _search(check, strategies, max_examples, seed):
-    """Run `check(*drawn)` under hypothesis; on a failure raise the shrunk
-    `_Failure` with `first` and `examples` attached."""
+    """Run `check(*drawn)` under hypothesis and return how many examples ran;
+    on a failure raise the shrunk `_Failure`, with the first failure's
+    inputs (`first`), its number (`found_at`) and the count (`examples`)."""
     calls, failures = [0], []
 
     def record(drawn):
@@ -179,8 +180,9 @@ def _search(check, strategies, max_examples, seed):
             failures.append(failure)
             raise
 
-    # No example database (nothing written to the working directory) and no
-    # explain phase (it reruns the test many times only to annotate the report).
+    # No example database (a check starts afresh, not from failures saved on
+    # disk) and no explain phase (it reruns the test many times only to
+    # annotate hypothesis's own report, which the Counterexample replaces).
     options = dict(deadline=None, database=None, report_multiple_bugs=False,
                    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
@@ -318,7 +320,8 @@ def check_module(module, *inputs, max_examples=None, seed=None, eps=1e-6, rtol=1
     each example, which keeps a check of an LSTM to a fraction of a second.
 
     The module's own weights and dtype are restored afterwards. Returns the
-    number of examples tried; raises Counterexample naming the parameter.
+    number of examples tried; raises Counterexample naming the parameter,
+    with the weights seed: `random_weights(module, seed)` recreates them.
     """
     if not isinstance(module, Module):
         raise TypeError(f"check_module: expected a Module, got {type(module).__name__}")
