@@ -293,10 +293,10 @@ else:
     zeros = int((x_min == 0).sum())
     lesson.say(f"""
         In the smallest failing input {zeros} of the {x_min.size} elements are 0,
-        where the slip does not show. gradcheck weighs each output by a fixed random number, so both
-        numbers above carry the same factor; without it, at x = {x.data[0]:g}
-        the VJP gives {x.grad[0]:.4f} and the true slope sigmoid({x.data[0]:g})
-        is {slope:.4f}. The fix is one sign:
+        where the slip does not show. gradcheck weighs each output by a fixed
+        random number, so both numbers above carry the same factor; without
+        it, at x = {x.data[0]:g} the VJP gives {x.grad[0]:.4f} and the true
+        slope sigmoid({x.data[0]:g}) is {slope:.4f}. The fix is one sign:
     """)
 
 
