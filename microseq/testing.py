@@ -188,7 +188,8 @@ def _search(check, strategies, max_examples, seed):
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
     if max_examples is not None:
         options["max_examples"] = max_examples
-    run = settings(**options)(given(st.tuples(*strategies))(record))
+    drawn = st.tuples(*(s if isinstance(s, st.SearchStrategy) else st.just(s) for s in strategies))
+    run = settings(**options)(given(drawn)(record))
     if seed is not None:
         run = hypothesis_seed(seed)(run)
     try:
@@ -243,8 +244,9 @@ def check_op(fn, *inputs, max_examples=None, seed=None, eps=1e-6, rtol=1e-4, ato
 
     fn: a function of Tensors returning a Tensor of any shape (an @op, or
     code built from ops). inputs: one hypothesis strategy per positional
-    argument of fn, e.g. `arrays((3, 4))`; float arrays are differentiated,
-    integer arrays (`ids`) and other values are passed unchanged.
+    argument of fn, e.g. `arrays((3, 4))`, or a fixed value; float arrays
+    are differentiated, integer arrays (`ids`) and other values are passed
+    unchanged.
     max_examples: inputs to try (default: the active hypothesis profile's);
     seed: fixes the search. eps, rtol, atol: as in `microseq.gradcheck`.
 

@@ -56,6 +56,8 @@ def test_a_wrong_vjp_fails_with_the_shrunk_counterexample():
 def test_integer_inputs_are_held_fixed_and_broadcasting_is_covered():
     assert check_op(lambda table, i: table[i] * 2, arrays((5, 3)), ids(5), max_examples=15) == 15
     assert check_op(ms.mul, *broadcastable_arrays(2), max_examples=15) == 15
+    fixed_ids = np.array([0, 2, 2])  # a plain value instead of a strategy: passed as it is
+    assert check_op(lambda table, i: table[i], arrays((3, 2)), fixed_ids, max_examples=5) == 5
 
 
 def test_a_function_not_returning_a_tensor_is_named():
