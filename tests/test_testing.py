@@ -108,7 +108,7 @@ def square_root(x):
 
 def wrong_product(x, y):
     """x * y whose local derivative for y is y itself (should be x)."""
-    return Value(x.data * y.data, "*", x, y.data, y, y.data)
+    return Value(x.data * y.data, "*", (x, y), (y.data, y.data))
 
 
 def test_scalar_twin():
