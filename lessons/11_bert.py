@@ -91,7 +91,8 @@ lesson.say(f"""
     [CLS] ... [SEP]; {n_val} windows are held out. In every window, each word
     (not [UNK] or another special token) is chosen with probability 15 %,
     and a chosen word becomes [MASK] 80 % of the time, a random word 10 % of
-    the time, and stays itself 10 % of the time. The model must give every chosen word back. On the held-out windows
+    the time, and stays itself 10 % of the time. The model must give every
+    chosen word back. On the held-out windows
     that chose {chosen.sum() / words_only.sum():.1%} of the words; of the chosen,
     {as_mask.sum() / chosen.sum():.1%} became [MASK] and {kept.sum() / chosen.sum():.1%} stayed.
 
