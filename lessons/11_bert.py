@@ -62,7 +62,7 @@ lesson.say(f"""
     words; any other word becomes [UNK] ({unk_share:.1%} of the text).
 
         [PAD]  fills a short sentence up to the batch's length; never attended to
-        [CLS]  starts every sequence: its output vector speaks for the whole
+        [CLS]  starts every sequence (BERT classifies a sentence from its output)
         [SEP]  ends it
         [MASK] stands where a word was hidden
         [UNK]  any word outside the vocabulary
@@ -129,9 +129,16 @@ def masked_accuracy(model):
     return {"masked_accuracy": correct / total}
 
 
+def warm_up_then_decay(step):
+    """The rate rises linearly over WARMUP steps, then falls linearly to a tenth."""
+    if step < WARMUP:
+        return PRE_LR * (step + 1) / WARMUP
+    return PRE_LR * (1 - 0.9 * (step - WARMUP) / max(PRE_STEPS - WARMUP, 1))
+
+
 history = train(pretrained, Adam(pretrained.parameters(), lr=PRE_LR), masked_batches,
                 lambda model, batch: model.mlm_loss(*batch), PRE_STEPS, seed=lesson.seed,
-                clip=1.0, lr_schedule=lambda step: PRE_LR * min(1, (step + 1) / WARMUP),
+                clip=1.0, lr_schedule=warm_up_then_decay,
                 evaluate=masked_accuracy, eval_every=max(PRE_STEPS // 8, 1),
                 desc="pretraining")
 mlm_acc = history.metric("masked_accuracy")[1][-1]
@@ -165,7 +172,8 @@ lesson.say(f"""
     The encoder ({LAYERS} pre-norm layers, d_model {D_MODEL}, {HEADS} heads,
     feed-forward {FF}, GELU; {n_params:,} parameters, most of them the word
     embeddings, which the output layer shares) trained for {PRE_STEPS} steps of
-    {BATCH} windows with Adam, the rate rising to {PRE_LR} over the first {WARMUP}.
+    {BATCH} windows with Adam, the rate rising to {PRE_LR} over the first {WARMUP}, then
+    falling linearly to a tenth of it.
     Only the chosen tokens go through the output layer: the loss
     is taken there alone.
 
@@ -212,7 +220,8 @@ shown_ids = tok.encode(shown)
 labels_shown = tok.decode(shown_ids).split()
 with ms.no_grad():
     maps = pretrained.attention_maps(shown_ids)
-fig, axes = plt.subplots(LAYERS, HEADS, figsize=(3.2 * HEADS, 3.2 * LAYERS), squeeze=False)
+fig, axes = plt.subplots(LAYERS, HEADS, figsize=(3.6 * HEADS, 3.4 * LAYERS), squeeze=False,
+                         gridspec_kw=dict(wspace=0.45, hspace=0.45))
 for layer, weights in enumerate(maps):
     for head in range(HEADS):
         ax = axes[layer, head]
@@ -222,14 +231,27 @@ for layer, weights in enumerate(maps):
         ax.set_title(f"layer {layer} head {head}", fontsize=9)
 fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight (row: query, column: key)")
 lesson.savefig(fig, "attention")
-self_weight = np.mean([np.mean(np.diagonal(w, axis1=1, axis2=2)) for w in maps])
-peak = max((w[h].max(axis=1).mean(), layer, h) for layer, w in enumerate(maps)
-           for h in range(HEADS))
+
+
+def head_scores(offset):
+    """(mean weight a token gives the token `offset` places away, layer, head), per head."""
+    return [(np.mean(np.diagonal(w[h], offset=offset)), layer, h)
+            for layer, w in enumerate(maps) for h in range(HEADS)]
+
+
+uniform = 1 / len(shown_ids)
+before_w, before_l, before_h = max(head_scores(-1))
+after_w, after_l, after_h = max(head_scores(1))
+peak_w, peak_l, peak_h = max((w[h].max(axis=1).mean(), layer, h) for layer, w in enumerate(maps)
+                             for h in range(HEADS))
+peak_key = labels_shown[int(np.argmax(maps[peak_l][peak_h].sum(axis=0)))]
 lesson.say(f"""
-    attention.png shows each head's weights on "{shown}". On average a
-    token gives {self_weight:.1%} of its attention to itself (uniform attention would
-    give {1 / len(shown_ids):.1%}). The most focused head is layer {peak[1]} head {peak[2]}:
-    its rows put {peak[0]:.1%} of their weight on one token, on average.
+    attention.png shows each head's weights on "{shown}" (uniform
+    attention would give every token {uniform:.1%}). Layer {before_l} head {before_h} gives the
+    word before {before_w:.1%} of a token's attention on average, layer {after_l} head {after_h}
+    gives the word after {after_w:.1%}: the neighbours a blank is guessed from. The
+    most focused head, layer {peak_l} head {peak_h}, puts {peak_w:.1%} of each row's weight on one
+    token, most of all on "{peak_key}".
     """)
 
 # ---------------------------------------------------------------- fine-tuning
@@ -245,7 +267,8 @@ lesson.say(f"""
     {N_TEST_PER_TOPIC} sentences of each topic are the test ({len(test_idx)} in all, none
     seen in pretraining); a fine-tuning run may use only a budget of
     labelled sentences per topic, drawn from the other {len(train_idx):,} (at least
-    {counts.min()} per topic). The classifier is one linear layer on [CLS]'s output.
+    {counts.min()} per topic). The classifier is one linear layer on the mean of
+    the encoder's output vectors over the sentence's tokens.
     Both models train all their weights for {FT_STEPS} steps of {FT_BATCH} with
     Adam at {FT_LR}; the pretrained one starts from the encoder above, the other
     from random weights. Each budget is drawn {SEEDS} times.

@@ -1,5 +1,5 @@
 """A small BERT: a Transformer encoder with a masked-token head and a
-classification head on the leading [CLS] token.
+classification head on the mean of its output vectors.
 
     model = Bert(vocab_size=len(tok), num_classes=5, pad_id=tok.pad_id)
     hidden = model(ids)                        # ids (B, T) -> (B, T, d_model)
@@ -8,8 +8,8 @@ classification head on the leading [CLS] token.
     model.classify(ids)                        # (B, num_classes) scores
 
 [PAD] positions are keys no token attends to (key_padding_mask). The
-encoder is pre-norm (as GPT-2 and most BERTs trained today: stable
-without a warm-up), with GELU and a final LayerNorm. Positions are the
+encoder is pre-norm (as GPT-2: the residual path stays an identity), with
+GELU and a final LayerNorm. Positions are the
 sinusoidal encoding: its dot products depend on the distance between two
 positions, so "look at the word next to you" needs no learning of
 where each position is.
@@ -41,13 +41,21 @@ class Bert(nn.Module):
         # product with the output vector, so every masked answer trains its own embedding
         # too (without the tie a 2000-word model stays at "always guess 'the'" for long).
         self.mlm_head.weight = self.embed.weight
-        self.classifier = nn.Linear(d_model, num_classes)   # read from [CLS]'s vector
+        # Word vectors start at N(0, 1/d_model), so the tied output's first scores are
+        # about N(0, 1), and are multiplied by sqrt(d_model) on the way in, so they
+        # weigh as much as the positions (as in "Attention Is All You Need").
+        self.embed.weight.data *= d_model ** -0.5
+        self.scale = d_model ** 0.5
+        self.classifier = nn.Linear(d_model, num_classes)   # reads the mean output vector
 
     def forward(self, ids):
         """ids (B, T) ints -> the encoder's output (B, T, d_model)."""
         ids = np.asarray(ids)
-        x = self.positions(self.embed(ids))                  # (B, T, E)
-        return self.encoder(x, src_key_padding_mask=ids == self.pad_id)
+        return self.encoder(self.inputs(ids), src_key_padding_mask=ids == self.pad_id)
+
+    def inputs(self, ids):
+        """The encoder's input (B, T, d_model): scaled word vectors plus positions."""
+        return self.positions(self.embed(ids) * self.scale)
 
     def mlm_logits(self, inputs, targets):
         """Scores (n, vocab_size) at the n places where targets are not
@@ -64,8 +72,15 @@ class Bert(nn.Module):
         return cross_entropy(logits, chosen)
 
     def classify(self, ids):
-        """(B, num_classes) scores from the first token's ([CLS]'s) output vector."""
-        return self.classifier(self(ids)[:, 0])
+        """(B, num_classes) scores from the mean of the output vectors of the
+        sequence's tokens ([PAD] left out). BERT reads [CLS]'s vector alone,
+        which its next-sentence objective trains; with masked words as the only
+        objective nothing trains [CLS] before fine-tuning, while every word's
+        vector has learned from its context."""
+        ids = np.asarray(ids)
+        real = (ids != self.pad_id)[..., None]                      # (B, T, 1)
+        hidden = (self(ids) * real).sum(axis=1) / real.sum(axis=1)  # (B, E)
+        return self.classifier(hidden)
 
     def classification_loss(self, ids, labels):
         return cross_entropy(self.classify(ids), np.asarray(labels))
@@ -74,7 +89,7 @@ class Bert(nn.Module):
         """Each layer's attention weights on one sequence ids (T,): a list of
         (nhead, T, T) arrays, row i the weights query i gives the keys."""
         ids = np.asarray(ids)[None]
-        x = self.positions(self.embed(ids))
+        x = self.inputs(ids)
         pad = ids == self.pad_id
         maps = []
         for layer in self.encoder.layers:
