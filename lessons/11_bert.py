@@ -9,6 +9,7 @@ from scratch on the same labels.
     .venv/bin/python lessons/11_bert.py [--quick] [--seed S] [--out DIR] [--text FILE]
 """
 import copy
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,6 +25,7 @@ from microseq.models.ngram import NgramLM
 from microseq.optim import Adam
 from microseq.train import train
 
+started = time.perf_counter()
 lesson = Lesson(11, "BERT-style pretraining, then fine-tuning with few labels",
                 arguments={"--text": dict(help="pretrain on this UTF-8 text file instead of "
                                                "Python's help texts and docstrings")})
@@ -328,11 +330,17 @@ ax.set(xlabel="labelled sentences per topic", ylabel="test accuracy",
        title=f"topic of a docstring sentence (mean ± sd of {SEEDS} draws)")
 ax.legend()
 lesson.savefig(fig, "fine_tuning")
+
+
+def mean_sd(accuracies):
+    return f"{accuracies.mean():.1%} ± {accuracies.std():.1%}"
+
+
 table = [f"    {'labels per topic':>16}   {'pretrained':>16}   {'from scratch':>16}   gap"]
 for b, budget in enumerate(BUDGETS):
     pre, scr = results["pretrained"][b], results["from scratch"][b]
-    table.append(f"    {budget:>16}   {pre.mean():>9.1%} ± {pre.std():4.1%}   "
-                 f"{scr.mean():>9.1%} ± {scr.std():4.1%}   {pre.mean() - scr.mean():+.1%}")
+    table.append(f"    {budget:>16}   {mean_sd(pre):>16}   {mean_sd(scr):>16}   "
+                 f"{(pre.mean() - scr.mean()) * 100:+.1f} points")
 print("\n" + "\n".join(table))
 gap = results["pretrained"][0].mean() - results["from scratch"][0].mean()
 lesson.say(f"""
@@ -341,6 +349,16 @@ lesson.say(f"""
     {results['from scratch'][0].mean():.1%}
     ({gap * 100:+.1f} points; chance is {1 / len(TOPICS):.0%}). With {BUDGETS[-1]} per topic:
     {results['pretrained'][-1].mean():.1%} against {results['from scratch'][-1].mean():.1%}.
+    """)
+lesson.section("What we saw")
+budget_lines = "; ".join(
+    f"{budget} per topic: {mean_sd(results['pretrained'][b])} pretrained, "
+    f"{mean_sd(results['from scratch'][b])} from scratch" for b, budget in enumerate(BUDGETS))
+lesson.say(f"""
+    Masked-word accuracy {mlm_acc:.1%} after {PRE_STEPS} steps ({mlm_acc / unigram_acc:.1f} x the
+    unigram baseline's {unigram_acc:.1%}; the word-before baseline: {bigram_acc:.1%}). Topic
+    accuracy over {SEEDS} draws of the labels (mean ± sd): {budget_lines}.
+    The whole run took {time.perf_counter() - started:.0f} s.
     """)
 if not quick:  # a quick run's encoder has barely begun to learn: no gap to expect
     lesson.metric("pretrained_minus_scratch_points_at_smallest_budget", gap * 100,
