@@ -9,6 +9,7 @@ from scratch on the same labels.
     .venv/bin/python lessons/11_bert.py [--quick] [--seed S] [--out DIR] [--text FILE]
 """
 import copy
+import sys
 import time
 
 import matplotlib.pyplot as plt
@@ -16,7 +17,7 @@ import numpy as np
 
 import microseq as ms
 from microseq import nn
-from microseq.data import load_text, minibatches, pydoc_topics, stdlib_docstrings, words
+from microseq.data import DataError, load_text, minibatches, pydoc_topics, stdlib_docstrings, words
 from microseq.data.tokens import IGNORE_INDEX, WordTokenizer, mask_tokens
 from microseq.data.topics import TOPICS, docstring_topics, label_budget, topic_split
 from microseq.lesson import Lesson
@@ -45,8 +46,11 @@ rng = np.random.default_rng(lesson.seed)
 lesson.section("Tokens")
 texts, labels = docstring_topics()
 train_idx, test_idx = topic_split(labels, N_TEST_PER_TOPIC, lesson.seed)
-corpus = load_text(lesson.args.text) if lesson.args.text else (
-    pydoc_topics() + "\n\n" + stdlib_docstrings())
+try:
+    corpus = load_text(lesson.args.text) if lesson.args.text else (
+        pydoc_topics() + "\n\n" + stdlib_docstrings())
+except DataError as e:
+    sys.exit(f"lesson 11: {e}")
 # The test sentences of the labelled task are taken out of the pretraining text:
 # the encoder never reads them before it is tested on them.
 corpus = " ".join(corpus.split())
@@ -77,6 +81,9 @@ lesson.say(f"""
 # ---------------------------------------------------------------- masking
 lesson.section("The masking recipe")
 n_windows = len(ids) // (T - 2)
+if n_windows < 50:
+    sys.exit(f"lesson 11: {lesson.args.text}: {len(ids):,} words make only {n_windows} windows "
+             f"of {T - 2}; pretraining needs at least 50 ({50 * (T - 2):,} words)")
 windows = ids[:n_windows * (T - 2)].reshape(n_windows, T - 2)
 windows = np.concatenate([np.full((n_windows, 1), tok.cls_id), windows,
                           np.full((n_windows, 1), tok.sep_id)], axis=1)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lesson_runs import assert_quick_run_passed, run_quick
+from lesson_runs import assert_quick_run_passed, run_lesson, run_quick
 from model_gradients import assert_directional_derivatives_match, randomize
 
 import microseq as ms
@@ -29,6 +29,14 @@ def test_quick_run(tmp_path):
     assert_quick_run_passed(
         report, tmp_path, {"masked_accuracy_over_unigram"},
         files=["pretraining.png", "attention.png", "fine_tuning.png"])
+
+
+def test_too_short_text_is_named(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("the cat sat on the mat. " * 20)
+    run = run_lesson("11_bert", "--quick", "--text", short, "--out", tmp_path, timeout=120)
+    assert run.returncode != 0
+    assert f"{short}: 120 words make only 4 windows" in run.stderr, run.stderr[-2000:]
 
 
 def random_batch(rng, V, lengths, T):
