@@ -258,8 +258,7 @@ lesson.say(f"""
     attention.png shows each head's weights on "{shown}" (uniform
     attention would give every token {uniform:.1%}). Layer {before_l} head {before_h} gives the
     word before {before_w:.1%} of a token's attention on average, layer {after_l} head {after_h}
-    gives the word after {after_w:.1%}: the neighbours a blank is guessed from. The
-    most focused head, layer {peak_l} head {peak_h}, puts {peak_w:.1%} of each row's weight on one
+    gives the word after {after_w:.1%}. The most focused head, layer {peak_l} head {peak_h}, puts {peak_w:.1%} of each row's weight on one
     token, most of all on "{peak_key}".
     """)
 
