@@ -32,25 +32,28 @@ lesson = Lesson(11, "BERT-style pretraining, then fine-tuning with few labels",
                                                "Python's help texts and docstrings")})
 quick = lesson.quick
 if quick:  # a few seconds: every step of the story, on a tiny model
-    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 500, 32, 64, 60, 20
+    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 500, 32, 64, 60, 10
     BUDGETS, SEEDS = (4, 16), 2
 else:
-    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 2000, 64, 128, 800, 80
+    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 2000, 64, 128, 800, 100
     BUDGETS, SEEDS = (8, 32, 128), 3
 T, HEADS, LAYERS, BATCH, FT_BATCH = 32, 4, 2, 32, 16
-PRE_LR, FT_LR, WARMUP = 3e-3, 1e-3, 50
+PRE_LR, FT_LR, WARMUP = 3e-3, 5e-4, 50
 N_TEST_PER_TOPIC = 80
 rng = np.random.default_rng(lesson.seed)
 
 # ---------------------------------------------------------------- tokens
 lesson.section("Tokens")
-texts, labels = docstring_topics()
-train_idx, test_idx = topic_split(labels, N_TEST_PER_TOPIC, lesson.seed)
 try:
     corpus = load_text(lesson.args.text) if lesson.args.text else (
         pydoc_topics() + "\n\n" + stdlib_docstrings())
 except DataError as e:
     sys.exit(f"lesson 11: {e}")
+if len(words(corpus)) < 50 * (T - 2):
+    sys.exit(f"lesson 11: {lesson.args.text}: {len(words(corpus)):,} words make fewer than 50 "
+             f"windows of {T - 2}, too few to pretrain on")
+texts, labels = docstring_topics()
+train_idx, test_idx = topic_split(labels, N_TEST_PER_TOPIC, lesson.seed)
 # The test sentences of the labelled task are taken out of the pretraining text:
 # the encoder never reads them before it is tested on them.
 corpus = " ".join(corpus.split())
@@ -81,9 +84,6 @@ lesson.say(f"""
 # ---------------------------------------------------------------- masking
 lesson.section("The masking recipe")
 n_windows = len(ids) // (T - 2)
-if n_windows < 50:
-    sys.exit(f"lesson 11: {lesson.args.text}: {len(ids):,} words make only {n_windows} windows "
-             f"of {T - 2}; pretraining needs at least 50 ({50 * (T - 2):,} words)")
 windows = ids[:n_windows * (T - 2)].reshape(n_windows, T - 2)
 windows = np.concatenate([np.full((n_windows, 1), tok.cls_id), windows,
                           np.full((n_windows, 1), tok.sep_id)], axis=1)
@@ -258,8 +258,9 @@ lesson.say(f"""
     attention.png shows each head's weights on "{shown}" (uniform
     attention would give every token {uniform:.1%}). Layer {before_l} head {before_h} gives the
     word before {before_w:.1%} of a token's attention on average, layer {after_l} head {after_h}
-    gives the word after {after_w:.1%}. The most focused head, layer {peak_l} head {peak_h}, puts {peak_w:.1%} of each row's weight on one
-    token, most of all on "{peak_key}".
+    gives the word after {after_w:.1%}. The most focused head, layer {peak_l}
+    head {peak_h}, puts {peak_w:.1%} of each row's weight on one token, most of all
+    on "{peak_key}".
     """)
 
 # ---------------------------------------------------------------- fine-tuning
