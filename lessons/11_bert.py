@@ -333,6 +333,7 @@ for name, acc in results.items():
                 label=name)
 ax.axhline(1 / len(TOPICS), color="gray", ls="--", label="chance")
 ax.set_xscale("log", base=2)
+ax.set_xticks(BUDGETS, [str(b) for b in BUDGETS])
 ax.set(xlabel="labelled sentences per topic", ylabel="test accuracy",
        title=f"topic of a docstring sentence (mean ± sd of {SEEDS} draws)")
 ax.legend()
