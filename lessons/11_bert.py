@@ -35,10 +35,10 @@ if quick:  # a few seconds: every step of the story, on a tiny model
     VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 500, 32, 64, 60, 10
     BUDGETS, SEEDS = (4, 16), 2
 else:
-    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 2000, 64, 128, 800, 100
+    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 2000, 64, 128, 800, 80
     BUDGETS, SEEDS = (8, 32, 128), 3
 T, HEADS, LAYERS, BATCH, FT_BATCH = 32, 4, 2, 32, 16
-PRE_LR, FT_LR, WARMUP = 3e-3, 5e-4, 50
+PRE_LR, FT_LR, WARMUP = 3e-3, 1e-3, 50
 N_TEST_PER_TOPIC = 80
 rng = np.random.default_rng(lesson.seed)
 
