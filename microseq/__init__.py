@@ -2,7 +2,7 @@
 from microseq import functional, graph
 from microseq.gradcheck import GradcheckError, gradcheck, gradcheck_scalar
 from microseq.ops import (
-    add, binary_cross_entropy_with_logits, concat, cross_entropy, div, exp, getitem, log,
+    add, binary_cross_entropy_with_logits, concat, conv2d, cross_entropy, div, exp, getitem, log,
     log_softmax, matmul, max, maximum, mean, mul, neg, pow, relu, reshape, sigmoid, softmax,
     split, stack, sub, sum, tanh, transpose, where,
 )
@@ -15,7 +15,7 @@ from microseq.tensor import (
 
 __all__ = [
     "AnomalyError", "GradcheckError", "ShapeError", "Tensor", "Value", "add",
-    "binary_cross_entropy_with_logits", "concat", "cross_entropy", "default_rng",
+    "binary_cross_entropy_with_logits", "concat", "conv2d", "cross_entropy", "default_rng",
     "detect_anomaly", "div", "exp", "functional", "getitem", "gradcheck", "gradcheck_scalar",
     "graph", "is_grad_enabled", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
     "mean", "mul", "neg", "no_grad", "ones", "op", "pow", "randn", "relu", "reshape", "scope",

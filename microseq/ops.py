@@ -324,6 +324,70 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
 
 
 
+# --- convolution ------------------------------------------------------------
+# A 2-D convolution is a sliding dot product: every kernel-sized window of the
+# input (all channels) dotted with every filter. Copying the windows out as
+# the rows of one matrix ("im2col") makes the whole layer one matmul, and its
+# VJP two: the weight's gradient g^T cols, the windows' gradient g W, which
+# "col2im" adds back to the pixels each window was copied from. A strided
+# convolution also serves as the downsampling step (no pooling op needed).
+
+
+def _pair(n, name):
+    pair = (n, n) if isinstance(n, int) else tuple(n)
+    if len(pair) != 2 or not all(isinstance(k, int) for k in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {n!r}")
+    return pair
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), plus
+    bias (O,), as torch.nn.functional.conv2d: output (N, O, Ho, Wo) with
+    Ho = (H + 2 padding - kh) // stride + 1 (and Wo alike)."""
+    out = _conv2d(x, weight, stride=_pair(stride, "stride"), padding=_pair(padding, "padding"))
+    return out if bias is None else out + reshape(bias, (1, -1, 1, 1))
+
+
+@op
+def _conv2d(x, weight, stride=(1, 1), padding=(0, 0)):
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError("input must be (N, C, H, W) and weight (O, C, kh, kw)")
+    N, C, H, W = x.shape
+    O, C_w, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = stride, padding
+    if C != C_w:
+        raise ValueError(f"input has {C} channels, the weight expects {C_w}")
+    if min(sh, sw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"stride {stride} must be >= 1 and padding {padding} >= 0")
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"kernel ({kh}, {kw}) is larger than the padded input "
+                         f"({H + 2 * ph}, {W + 2 * pw})")
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    # windows[n, c, i, j, a, b] = padded[n, c, i*sh + a, j*sw + b]: a view, no copy yet
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, :(Ho - 1) * sh + 1:sh, :(Wo - 1) * sw + 1:sw]
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)  # im2col
+    filters = weight.reshape(O, C * kh * kw)
+    out = (cols @ filters.T).reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)
+
+    def x_vjp(g):
+        rows = g.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, O)
+        g_cols = (rows @ filters).reshape(N, Ho, Wo, C, kh, kw)
+        g_padded = np.zeros(padded.shape, g.dtype)
+        for a in range(kh):  # col2im: each window position adds back to its pixels
+            for b in range(kw):
+                g_padded[:, :, a:a + (Ho - 1) * sh + 1:sh, b:b + (Wo - 1) * sw + 1:sw] += \
+                    g_cols[:, :, :, :, a, b].transpose(0, 3, 1, 2)
+        return g_padded[:, :, ph:ph + H, pw:pw + W]
+
+    def weight_vjp(g):
+        rows = g.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, O)
+        return (rows.T @ cols).reshape(weight.shape)
+
+    return out, (x_vjp, weight_vjp)
+
+
 # --- Tensor methods and operators, so models read like numpy/PyTorch --------
 
 def _reflected(fn):
