@@ -341,8 +341,8 @@ def _pair(n, name):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), plus
-    bias (O,), as torch.nn.functional.conv2d: output (N, O, Ho, Wo) with
+    """Cross-correlation of x (N, C, H, W) with weight (F, C, kh, kw), plus
+    bias (F,), as torch.nn.functional.conv2d: output (N, F, Ho, Wo) with
     Ho = (H + 2 padding - kh) // stride + 1 (and Wo alike)."""
     out = _conv2d(x, weight, stride=_pair(stride, "stride"), padding=_pair(padding, "padding"))
     return out if bias is None else out + reshape(bias, (1, -1, 1, 1))
@@ -351,9 +351,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 @op
 def _conv2d(x, weight, stride=(1, 1), padding=(0, 0)):
     if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError("input must be (N, C, H, W) and weight (O, C, kh, kw)")
+        raise ValueError("input must be (N, C, H, W) and weight (F, C, kh, kw)")
     N, C, H, W = x.shape
-    O, C_w, kh, kw = weight.shape
+    F, C_w, kh, kw = weight.shape
     (sh, sw), (ph, pw) = stride, padding
     if C != C_w:
         raise ValueError(f"input has {C} channels, the weight expects {C_w}")
@@ -368,11 +368,11 @@ def _conv2d(x, weight, stride=(1, 1), padding=(0, 0)):
     windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
     windows = windows[:, :, :(Ho - 1) * sh + 1:sh, :(Wo - 1) * sw + 1:sw]
     cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)  # im2col
-    filters = weight.reshape(O, C * kh * kw)
-    out = (cols @ filters.T).reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)
+    filters = weight.reshape(F, C * kh * kw)
+    out = (cols @ filters.T).reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2)
 
     def x_vjp(g):
-        rows = g.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, O)
+        rows = g.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, F)
         g_cols = (rows @ filters).reshape(N, Ho, Wo, C, kh, kw)
         g_padded = np.zeros(padded.shape, g.dtype)
         for a in range(kh):  # col2im: each window position adds back to its pixels
@@ -382,7 +382,7 @@ def _conv2d(x, weight, stride=(1, 1), padding=(0, 0)):
         return g_padded[:, :, ph:ph + H, pw:pw + W]
 
     def weight_vjp(g):
-        rows = g.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, O)
+        rows = g.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, F)
         return (rows.T @ cols).reshape(weight.shape)
 
     return out, (x_vjp, weight_vjp)

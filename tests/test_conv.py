@@ -27,11 +27,11 @@ def conv_cases(draw):
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     H = draw(st.integers(max(1, kh - 2 * ph), 6))
     W = draw(st.integers(max(1, kw - 2 * pw), 6))
-    N, C, O = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    N, C, F = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    return (rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C, kh, kw)),
-            rng.standard_normal(O), stride, (ph, pw))
+    return (rng.standard_normal((N, C, H, W)), rng.standard_normal((F, C, kh, kw)),
+            rng.standard_normal(F), stride, (ph, pw))
 
 
 @given(case=conv_cases())

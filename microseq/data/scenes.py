@@ -93,10 +93,10 @@ def _place(rng, count, tries=64):
             n = SIDES[size]
             top, left = rng.integers(0, SIZE - n + 1, (2, tries))
             fits = np.ones(tries, bool)
-            for t, l, s in placed:
+            for t, x, s in placed:
                 m = SIDES[s]
-                apart = (top + n < t) | (t + m < top) | (left + n < l) | (l + m < left)
-                fits &= apart & (np.abs(left + n / 2 - l - m / 2) >= 3)
+                apart = (top + n < t) | (t + m < top) | (left + n < x) | (x + m < left)
+                fits &= apart & (np.abs(left + n / 2 - x - m / 2) >= 3)
             if not fits.any():
                 break  # no room left: draw the sizes again
             k = np.argmax(fits)

@@ -1,13 +1,13 @@
 """A 2-D convolution layer, forward and backward, in plain numpy.
 
-    x (N, C, H, W)   w (O, C, kh, kw)   b (O,)   stride s   padding p
+    x (N, C, H, W)   w (F, C, kh, kw)   b (F,)   stride s   padding p
 
     xp = x with p zeros around each image
     y[n, o, i, j] = b[o] + sum_{c, a, e} w[o, c, a, e] xp[n, c, s i + a, s j + e]
 
 Read per kernel offset (a, e), the sum is a matrix product: the image
 shifted by (a, e) and sampled every s pixels, xs_ae (N, C, Ho, Wo), mixed
-over channels by w[:, :, a, e] (O, C). So the layer is kh * kw channel mixes
+over channels by w[:, :, a, e] (F, C). So the layer is kh * kw channel mixes
 of shifted images, added up:
 
     y = b + sum_{a, e} w[:, :, a, e] . xs_ae          (over c)
@@ -32,12 +32,12 @@ def _shifted(xp, a, e, stride, out_hw):
 
 
 def conv2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0)):
-    """Returns y (N, O, Ho, Wo) and a cache for conv2d_backward."""
+    """Returns y (N, F, Ho, Wo) and a cache for conv2d_backward."""
     (ph, pw), (sh, sw) = padding, stride
-    O, _, kh, kw = w.shape
+    F, _, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     Ho, Wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
-    y = np.zeros((x.shape[0], O, Ho, Wo), np.result_type(x, w))
+    y = np.zeros((x.shape[0], F, Ho, Wo), np.result_type(x, w))
     for a in range(kh):
         for e in range(kw):
             xs = _shifted(xp, a, e, stride, (Ho, Wo))
@@ -48,7 +48,7 @@ def conv2d_forward(x, w, b=None, stride=(1, 1), padding=(0, 0)):
 
 
 def conv2d_backward(dy, cache):
-    """dy (N, O, Ho, Wo) is dL/dy. Returns {"x", "w"} gradients, and "b" with a bias."""
+    """dy (N, F, Ho, Wo) is dL/dy. Returns {"x", "w"} gradients, and "b" with a bias."""
     x_shape, xp, w, has_bias, stride, (ph, pw) = cache
     _, _, kh, kw = w.shape
     out_hw = dy.shape[2:]
