@@ -367,23 +367,25 @@ def _conv2d(x, weight, stride=(1, 1), padding=(0, 0)):
     # windows[n, c, i, j, a, b] = padded[n, c, i*sh + a, j*sw + b]: a view, no copy yet
     windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
     windows = windows[:, :, :(Ho - 1) * sh + 1:sh, :(Wo - 1) * sw + 1:sw]
-    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)  # im2col
+    # im2col: one column per output pixel (n, i, j), one row per (c, a, b) of the window
+    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * Ho * Wo)
     filters = weight.reshape(F, C * kh * kw)
-    out = (cols @ filters.T).reshape(N, Ho, Wo, F).transpose(0, 3, 1, 2)
+    out = (filters @ cols).reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)
+
+    def rows_of(g):  # g (N, F, Ho, Wo) as (F, N * Ho * Wo), the layout of filters @ cols
+        return g.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)
 
     def x_vjp(g):
-        rows = g.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, F)
-        g_cols = (rows @ filters).reshape(N, Ho, Wo, C, kh, kw)
-        g_padded = np.zeros(padded.shape, g.dtype)
+        g_cols = (filters.T @ rows_of(g)).reshape(C, kh, kw, N, Ho, Wo)
+        g_padded = np.zeros((C, N) + padded.shape[2:], g.dtype)
         for a in range(kh):  # col2im: each window position adds back to its pixels
             for b in range(kw):
                 g_padded[:, :, a:a + (Ho - 1) * sh + 1:sh, b:b + (Wo - 1) * sw + 1:sw] += \
-                    g_cols[:, :, :, :, a, b].transpose(0, 3, 1, 2)
-        return g_padded[:, :, ph:ph + H, pw:pw + W]
+                    g_cols[:, a, b]
+        return g_padded[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
 
     def weight_vjp(g):
-        rows = g.transpose(0, 2, 3, 1).reshape(N * Ho * Wo, F)
-        return (rows.T @ cols).reshape(weight.shape)
+        return (rows_of(g) @ cols.T).reshape(weight.shape)
 
     return out, (x_vjp, weight_vjp)
 

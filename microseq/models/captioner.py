@@ -1,0 +1,126 @@
+"""An image captioner: a small CNN encoder, an LSTM decoder with attention.
+
+    encoder    images (B, 3, 32, 32), with two extra channels holding each
+               pixel's x and y (so a feature can say *where* as well as
+               *what*), through three convolutions with ReLU (5x5 stride 2,
+               3x3 stride 2, 3x3), so the last feature map is (B, D, 8, 8):
+               a grid of 64 vectors, each describing a 4x4-pixel cell and
+               the 17x17 pixels around it
+    decoder    one LSTMCell step per word. At step t the previous state
+               h_{t-1} asks the grid where to look (additive attention):
+                   a_t = softmax over cells of v . tanh(W_q h_{t-1} + W_k grid_j)
+                   z_t = sum_j a_tj grid_j                      (the context)
+               the LSTM reads [embed(word_{t-1}), z_t] and the next word is
+               scored from [h_t, z_t]. Because z_t goes into the state, the
+               next step's query knows where the last one looked.
+    baseline   attention=False: z_t is the grid's mean at every step, one
+               summary of the whole picture (the same decoder otherwise)
+
+The state starts from the grid's mean (h_0 = tanh(W_h mean), c_0 alike).
+Training is teacher-forced (word_{t-1} is the true word); `generate` feeds
+back its own greedy choices.
+"""
+import numpy as np
+
+from microseq.nn.attention import AdditiveAttention
+from microseq.nn.conv import Conv2d
+from microseq.nn.layers import Embedding, Linear
+from microseq.nn.module import Module
+from microseq.nn.recurrent import LSTMCell
+from microseq.ops import concat, cross_entropy, relu, stack, tanh, transpose
+from microseq.scope import scope
+from microseq.tensor import Tensor, no_grad
+
+
+def with_coordinates(images):
+    """(B, 3, H, W) -> (B, 5, H, W): the x and y of every pixel, in [-1, 1], appended."""
+    B, _, H, W = images.shape
+    y, x = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
+    coords = np.broadcast_to(np.stack([x, y]).astype(images.dtype), (B, 2, H, W))
+    return np.concatenate([images, coords], axis=1)
+
+
+class ConvEncoder(Module):
+    """(B, 3, 32, 32) images -> (B, 64, D) grid: conv 5x5/2, 3x3/2, 3x3, each + ReLU."""
+
+    def __init__(self, channels=(16, 32, 32)):
+        c1, c2, c3 = channels
+        self.layers = [Conv2d(5, c1, 5, stride=2, padding=2),
+                       Conv2d(c1, c2, 3, stride=2, padding=1), Conv2d(c2, c3, 3, padding=1)]
+        self.size = c3
+
+    def forward(self, images):
+        images = images.data if isinstance(images, Tensor) else images
+        x = Tensor(with_coordinates(np.asarray(images)))
+        with scope("encoder"):
+            for layer in self.layers:
+                x = relu(layer(x))
+            B, D, H, W = x.shape
+            return transpose(x.reshape(B, D, H * W), (0, 2, 1))  # one row per cell
+
+
+class Captioner(Module):
+    """CNN encoder + LSTM decoder, with attention over the grid or (attention=False) its mean."""
+
+    def __init__(self, vocab_size, attention=True, channels=(16, 32, 32), embed_size=16,
+                 hidden_size=64, attention_size=32):
+        self.encoder = ConvEncoder(channels)
+        D = self.encoder.size
+        self.init_h, self.init_c = Linear(D, hidden_size), Linear(D, hidden_size)
+        self.embed = Embedding(vocab_size, embed_size)
+        self.cell = LSTMCell(embed_size + D, hidden_size)
+        H = hidden_size
+        for b in (self.cell.bias_ih, self.cell.bias_hh):
+            b.data[H:2 * H] = 1.0  # forget gates start open (sigmoid(2) ~ 0.88 in all)
+        self.attention = AdditiveAttention(hidden_size, D, attention_size) if attention else None
+        self.out = Linear(hidden_size + D, vocab_size)
+
+    def start(self, images):
+        """What every step reads: the grid (B, 64, D), its mean (B, D) and
+        the grid's projected keys (the same at every step, so made once);
+        and the initial state (h, c)."""
+        grid = self.encoder(images)
+        mean = grid.mean(axis=1)
+        keys = None if self.attention is None else self.attention.key_proj(grid)
+        return (grid, mean, keys), (tanh(self.init_h(mean)), tanh(self.init_c(mean)))
+
+    def step(self, words, image, state):
+        """One word for a batch: words (B,) ids of the previous words, image
+        what start() made of the pictures. Returns logits (B, V), the new
+        state and the attention weights (B, 64) (None without attention)."""
+        grid, mean, keys = image
+        if self.attention is None:
+            context, weights = mean, None
+        else:
+            context, weights = self.attention(state[0], grid, grid, projected_keys=keys)
+        h, c = self.cell(concat([self.embed(words), context], axis=-1), state)
+        return self.out(concat([h, context], axis=-1)), (h, c), weights
+
+    def forward(self, images, dec_in):
+        """Teacher forcing: logits (B, T, V) for the word after each of dec_in (B, T)."""
+        image, state = self.start(images)
+        logits = []
+        for t in range(dec_in.shape[1]):
+            with scope(f"t={t}"):
+                step_logits, state, _ = self.step(dec_in[:, t], image, state)
+            logits.append(step_logits)
+        return stack(logits, axis=1)
+
+    def loss(self, images, dec_in, target):
+        """Mean cross-entropy over every position, the PADs that end captions included."""
+        return cross_entropy(self(images, dec_in), target)
+
+    def generate(self, images, start_id, steps, return_weights=False):
+        """Greedy decoding: ids (B, steps), and with return_weights the
+        attention of each step too, (B, steps, 64)."""
+        with no_grad():
+            image, state = self.start(images)
+            words = np.full(len(images), start_id, dtype=np.int64)
+            out, weights = [], []
+            for _ in range(steps):
+                logits, state, w = self.step(words, image, state)
+                words = logits.data.argmax(axis=-1)
+                out.append(words)
+                weights.append(w)
+        ids = np.stack(out, axis=1)
+        return (ids, np.stack([w.data for w in weights], axis=1)) if return_weights else ids
