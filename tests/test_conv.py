@@ -123,3 +123,13 @@ def test_conv2d_layer_matches_torch(options):
     their_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         np.testing.assert_allclose(p.grad, their_params[name].grad.numpy(), **tol, err_msg=name)
+
+
+def test_bench_workloads_agree_with_the_reference():
+    from bench.bench_conv import conv_step, reference_step, workloads
+    for name, layer, x, dy in workloads():
+        y, grads = conv_step(layer, x, dy)
+        want_y, want = reference_step(layer.state_dict(), x, dy, layer.stride, layer.padding)
+        np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-4, err_msg=name)
+        for key in ("x", "w", "b"):  # float32 sums of up to 8192 terms
+            np.testing.assert_allclose(grads[key], want[key], rtol=1e-3, atol=1e-2, err_msg=key)
