@@ -27,6 +27,7 @@ SIDES = {"small": 8, "big": 14}  # the side of a shape's bounding square, in pix
 UNSEEN = (("red", "triangle"), ("green", "cross"), ("blue", "circle"), ("yellow", "square"))
 SEEN = tuple((c, s) for c in COLOURS for s in SHAPES if (c, s) not in UNSEEN)
 RELATION = "left of"
+GAP = 6  # pixels between the centres of two shapes, across at least
 WORDS_PER_OBJECT = 6  # "a size colour shape left of": object k's words start at 6k
 
 
@@ -85,7 +86,7 @@ def mask(shape, size):
 
 def _place(rng, count, tries=64):
     """Bounding squares (top, left, size) for `count` shapes that keep a pixel
-    apart and whose centres differ by 3+ pixels across, so "left of" is clear.
+    apart and whose centres differ by GAP+ pixels across, so "left of" is clear.
     Each shape takes the first of `tries` random places that fits."""
     while True:
         placed = []
@@ -96,7 +97,7 @@ def _place(rng, count, tries=64):
             for t, x, s in placed:
                 m = SIDES[s]
                 apart = (top + n < t) | (t + m < top) | (left + n < x) | (x + m < left)
-                fits &= apart & (np.abs(left + n / 2 - x - m / 2) >= 3)
+                fits &= apart & (np.abs(left + n / 2 - x - m / 2) >= GAP)
             if not fits.any():
                 break  # no room left: draw the sizes again
             k = np.argmax(fits)
