@@ -23,7 +23,7 @@ SIZE = 32
 COLOURS = {"red": (0.9, 0.15, 0.1), "green": (0.15, 0.8, 0.2), "blue": (0.2, 0.35, 1.0),
            "yellow": (0.95, 0.85, 0.15)}
 SHAPES = ("circle", "square", "triangle", "cross")
-SIDES = {"small": 8, "big": 14}  # the side of a shape's bounding square, in pixels
+SIDES = {"small": 10, "big": 14}  # the side of a shape's bounding square, in pixels
 UNSEEN = (("red", "triangle"), ("green", "cross"), ("blue", "circle"), ("yellow", "square"))
 SEEN = tuple((c, s) for c in COLOURS for s in SHAPES if (c, s) not in UNSEEN)
 RELATION = "left of"

@@ -55,7 +55,7 @@ class Captioner(Module):
     """CNN encoder + LSTM decoder, with attention over the grid or (attention=False) its mean."""
 
     def __init__(self, vocab_size, attention=True, channels=(16, 32, 32), embed_size=16,
-                 hidden_size=64, attention_size=32):
+                 hidden_size=64, attention_size=16):
         self.encoder = ConvEncoder(channels)
         D = self.encoder.size
         self.position = Parameter(default_rng().normal(0, 0.1, (64, D)).astype(DEFAULT_DTYPE))
