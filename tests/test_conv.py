@@ -128,8 +128,9 @@ def test_conv2d_layer_matches_torch(options):
 def test_bench_workloads_agree_with_the_reference():
     from bench.bench_conv import conv_step, reference_step, workloads
     for name, layer, x, dy in workloads():
+        x, dy = x[:4], dy[:4]  # the bench's layers, on a few images
         y, grads = conv_step(layer, x, dy)
         want_y, want = reference_step(layer.state_dict(), x, dy, layer.stride, layer.padding)
         np.testing.assert_allclose(y, want_y, rtol=1e-4, atol=1e-4, err_msg=name)
-        for key in ("x", "w", "b"):  # float32 sums of up to 8192 terms
+        for key in ("x", "w", "b"):  # float32 sums of up to 1024 terms
             np.testing.assert_allclose(grads[key], want[key], rtol=1e-3, atol=1e-2, err_msg=key)
