@@ -141,7 +141,7 @@ lesson.section("The captioner")
 models = {}
 for name, attention in (("attention", True), ("no attention", False)):
     ms.manual_seed(lesson.seed)
-    models[name] = Captioner(len(vocab), attention=attention)
+    models[name] = Captioner(S.word_kinds(vocab), attention=attention)
 attn_model = models["attention"]
 grid_cells = (S.SIZE // 4) ** 2
 lesson.say(f"""

@@ -17,7 +17,9 @@ from microseq.models.captioner import Captioner
 
 pytestmark = pytest.mark.lesson
 
-EPS, RTOL, ATOL = 1e-6, 1e-6, 1e-8
+# The encoder has thousands of ReLUs: one may sit within 1e-6 of its kink, where
+# a central difference of that step is off. Of two step sizes, one must agree.
+EPS, RTOL, ATOL = (1e-6, 1e-7), 1e-6, 1e-8
 seeds = st.integers(0, 2**32 - 1)
 
 
@@ -33,7 +35,7 @@ def test_quick_run(tmp_path):
 def tiny_captioner(rng, attention):
     """A float64 captioner with 2-3 channels per layer, weights ~ N(0, 1/fan_in)."""
     ms.manual_seed(int(rng.integers(2**31)))
-    model = Captioner(len(S.caption_vocab()), attention=attention, channels=(2, 3, 3),
+    model = Captioner(S.word_kinds(S.caption_vocab()), attention=attention, channels=(2, 3, 3),
                       embed_size=3, hidden_size=4, attention_size=3).to(np.float64)
     for p in model.parameters():
         fan_in = p.data[0].size if p.ndim > 1 else p.shape[0]
@@ -56,16 +58,22 @@ def test_captioner_matches_finite_differences(attention, B, T, seed):
     model.loss(*data).backward()
     for name, p in model.named_parameters():
         d = rng.standard_normal(p.shape)
-        original = p.data
-        with ms.no_grad():
-            p.data = original + EPS * d
-            up = model.loss(*data).item()
-            p.data = original - EPS * d
-            down = model.loss(*data).item()
-        p.data = original
-        numeric = (up - down) / (2 * EPS)
         analytic = np.sum(p.grad * d)
-        assert abs(analytic - numeric) <= ATOL + RTOL * abs(numeric), (name, analytic, numeric)
+        numerics = [directional_difference(model, p, d, data, eps) for eps in EPS]
+        assert any(abs(analytic - numeric) <= ATOL + RTOL * abs(numeric)
+                   for numeric in numerics), (name, analytic, numerics)
+
+
+def directional_difference(model, p, d, data, eps):
+    """(loss(p + eps d) - loss(p - eps d)) / (2 eps)."""
+    original = p.data
+    with ms.no_grad():
+        p.data = original + eps * d
+        up = model.loss(*data).item()
+        p.data = original - eps * d
+        down = model.loss(*data).item()
+    p.data = original
+    return (up - down) / (2 * eps)
 
 
 @settings(max_examples=8)

@@ -154,6 +154,17 @@ def caption_vocab():
     return WordVocab(words, unk=None, specials=(PAD, START))
 
 
+def word_kinds(vocab):
+    """(V,) ints: one kind for the sizes, one for the colours, one for the
+    shapes, and a kind of its own for every other word."""
+    groups = [tuple(SIDES), tuple(COLOURS), SHAPES]
+    kinds, own = np.empty(len(vocab), np.int64), len(groups)
+    for i, word in enumerate(vocab.itos):
+        kinds[i] = next((k for k, group in enumerate(groups) if word in group), own)
+        own += kinds[i] == own
+    return kinds
+
+
 def encode_captions(captions, vocab):
     """(dec_in, target), int64 (N, L): target is each caption's words and then
     PAD up to the longest caption the grammar writes plus one (so every caption

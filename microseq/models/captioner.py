@@ -10,9 +10,19 @@
                h_{t-1} asks the grid where to look (additive attention):
                    a_t = softmax over cells of v . tanh(W_q h_{t-1} + W_k grid_j)
                    z_t = sum_j a_tj grid_j                      (the context)
-               the LSTM reads [embed(word_{t-1}), z_t] and the next word is
-               scored from [h_t, z_t]. Because z_t goes into the state, the
-               next step's query knows where the last one looked.
+               the LSTM reads [embed(word_{t-1}), z_t]. Because z_t goes
+               into the state, the next step's query knows where the last
+               one looked.
+    output     in two parts: what *kind* of word comes next (article, size,
+               colour, shape, "left", "of" or the end) from [h_t, z_t], and
+               *which* word of that kind from z_t alone:
+                   P(word) = P(kind | h_t, z_t) P(word | kind, z_t)
+               The state knows the words written so far; if it also chose
+               among the shapes, it would learn which shapes each colour
+               came with in training ("green" was never followed by
+               "cross") and overrule the picture for a pair it never saw.
+               Choosing the colour and the shape from the picture alone
+               leaves it nothing to memorise.
     baseline   attention=False: z_t is the grid's mean at every step, one
                summary of the whole picture (the same decoder otherwise)
 
@@ -27,7 +37,7 @@ from microseq.nn.conv import Conv2d
 from microseq.nn.layers import Embedding, Linear
 from microseq.nn.module import Module, Parameter
 from microseq.nn.recurrent import LSTMCell
-from microseq.ops import concat, cross_entropy, relu, stack, tanh, transpose
+from microseq.ops import concat, cross_entropy, log, log_softmax, relu, stack, tanh, transpose
 from microseq.scope import scope
 from microseq.tensor import DEFAULT_DTYPE, Tensor, default_rng, no_grad
 
@@ -52,10 +62,17 @@ class ConvEncoder(Module):
 
 
 class Captioner(Module):
-    """CNN encoder + LSTM decoder, with attention over the grid or (attention=False) its mean."""
+    """CNN encoder + LSTM decoder, with attention over the grid or (attention=False) its mean.
 
-    def __init__(self, vocab_size, attention=True, channels=(16, 32, 32), embed_size=16,
+    word_kinds (V,) gives each word id its kind (an int): words of one kind
+    compete for the same place in a caption (the colours, say).
+    """
+
+    def __init__(self, word_kinds, attention=True, channels=(16, 32, 32), embed_size=16,
                  hidden_size=64, attention_size=16):
+        word_kinds = np.asarray(word_kinds)
+        vocab_size, kinds = len(word_kinds), int(word_kinds.max()) + 1
+        self.members = np.eye(kinds, dtype=DEFAULT_DTYPE)[word_kinds]  # (V, K): word in kind
         self.encoder = ConvEncoder(channels)
         D = self.encoder.size
         self.position = Parameter(default_rng().normal(0, 0.1, (64, D)).astype(DEFAULT_DTYPE))
@@ -66,7 +83,8 @@ class Captioner(Module):
         for b in (self.cell.bias_ih, self.cell.bias_hh):
             b.data[H:2 * H] = 1.0  # forget gates start open (sigmoid(2) ~ 0.88 in all)
         self.attention = AdditiveAttention(hidden_size, D, attention_size) if attention else None
-        self.out = Linear(hidden_size + D, vocab_size)
+        self.kind_out = Linear(hidden_size + D, kinds)
+        self.word_out = Linear(D, vocab_size)
 
     def start(self, images):
         """What every step reads: the grid (B, 64, D), its mean (B, D) and
@@ -79,7 +97,7 @@ class Captioner(Module):
 
     def step(self, words, image, state):
         """One word for a batch: words (B,) ids of the previous words, image
-        what start() made of the pictures. Returns logits (B, V), the new
+        what start() made of the pictures. Returns log-probabilities (B, V), the new
         state and the attention weights (B, 64) (None without attention)."""
         grid, mean, keys = image
         if self.attention is None:
@@ -87,10 +105,19 @@ class Captioner(Module):
         else:
             context, weights = self.attention(state[0], grid, grid, projected_keys=keys)
         h, c = self.cell(concat([self.embed(words), context], axis=-1), state)
-        return self.out(concat([h, context], axis=-1)), (h, c), weights
+        return self.log_probs(h, context), (h, c), weights
+
+    def log_probs(self, h, context):
+        """log P(word) = log P(kind | h, z) + log P(word | kind, z), (B, V)."""
+        members = self.members.astype(context.dtype)
+        kind = log_softmax(self.kind_out(concat([h, context], axis=-1)))       # (B, K)
+        scores = self.word_out(context)                                          # (B, V)
+        scores = scores - scores.data.max(axis=-1, keepdims=True)  # a constant: no overflow
+        within = scores - log((scores.exp() @ members) @ members.T)  # softmax inside each kind
+        return within + kind @ members.T
 
     def forward(self, images, dec_in):
-        """Teacher forcing: logits (B, T, V) for the word after each of dec_in (B, T)."""
+        """Teacher forcing: log-probabilities (B, T, V) of the word after each of dec_in (B, T)."""
         image, state = self.start(images)
         logits = []
         for t in range(dec_in.shape[1]):
