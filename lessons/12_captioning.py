@@ -29,7 +29,7 @@ from microseq.models.seq2seq import cut_at_pad, fit
 lesson = Lesson(12, "Image captioning with attention")
 quick = lesson.quick
 if quick:  # a few seconds: the pipeline end to end, far from trained
-    N_TRAIN, N_TEST, EPOCHS, BATCH, LR = 320, 60, 1, 32, 1e-2
+    N_TRAIN, N_TEST, EPOCHS, BATCH, LR = 960, 60, 1, 32, 1e-2
 else:
     N_TRAIN, N_TEST, EPOCHS, BATCH, LR = 10_000, 1_000, 3, 32, 1e-2
 CLIP = 5.0
@@ -155,9 +155,14 @@ lesson.say(f"""
     state h asks the grid where to look (additive attention, lesson 9's
     module): a score v . tanh(W_q h + W_k g_j) for every cell g_j, a softmax
     over the {grid_cells} cells, and the context z, the grid weighted by it. The
-    LSTM reads the previous word and z; the next word is scored from its new
-    state and z. Since z enters the state, the next question knows where the
-    last answer was found.
+    LSTM reads the previous word and z. Since z enters the state, the next
+    question knows where the last answer was found.
+
+    The next word is chosen in two parts: its kind (article, size, colour,
+    shape, "left", "of", or the end) from the state and z, and which word of
+    that kind from z alone. The state knows the words written so far; were
+    it to choose the shape too, it could learn which shapes each colour came
+    with in training and overrule the picture on a pair it never saw.
 
     The baseline is the same decoder with z fixed to the grid's mean: one
     summary of the whole picture, as a captioner without attention has.
@@ -213,7 +218,7 @@ for name, model in models.items():
         right = np.all(preds == target, axis=1)
         counts = np.array([len(s) for s in data[split].shapes])
         results[name, split] = {
-            "exact": float(right.mean()),
+            "exact": float(right.mean()), "words": float(np.mean(preds == target)),
             "bleu": corpus_bleu([words_of(p) for p in preds], [words_of(t) for t in target]),
             **{f"exact_{k}": float(right[counts == k].mean()) for k in (1, 2, 3)}}
 lesson.say("""
@@ -237,7 +242,8 @@ if attn["exact_2"] > base["exact_2"] and attn["exact_3"] > base["exact_3"]:
                "shape's colour, size and place at once, while attention reads each from the "
                "cells where it is.")
 else:
-    summary = "On this run the averaged vector kept up with attention somewhere."
+    summary = ("Here the averaged vector is not behind attention on every kind of scene, "
+               "so this run does not show the gap growing with the number of shapes.")
 lesson.say(f"""
     With attention {attn['exact']:.1%} of the held-out captions are exactly right
     (BLEU-4 {attn['bleu']:.3f}), and {unseen['exact']:.1%} of those with a colour-shape pair it
@@ -327,10 +333,12 @@ lesson.say(f"""
 """)
 
 # ============================================================== the verdict
-lesson.metric("attention_test_exact_match", attn["exact"], threshold=0.0 if quick else 0.9)
-lesson.metric("attention_unseen_exact_match", unseen["exact"],
-              threshold=0.0 if quick else 0.8)
-lesson.metric("attention_peak_on_named_shape", on_object, threshold=0.0 if quick else 0.8)
-lesson.metric("attention_minus_baseline_two_shape_exact", attn["exact_2"] - base["exact_2"],
-              threshold=-1.0 if quick else 0.05)
+# A quick run trains for seconds: it can learn the grammar's shape, not yet the pictures.
+lesson.metric("attention_test_word_accuracy", attn["words"], threshold=0.5 if quick else 0.97)
+if not quick:
+    lesson.metric("attention_test_exact_match", attn["exact"], threshold=0.9)
+    lesson.metric("attention_unseen_exact_match", unseen["exact"], threshold=0.8)
+    lesson.metric("attention_peak_on_named_shape", on_object, threshold=0.8)
+    lesson.metric("attention_minus_baseline_two_shape_exact", attn["exact_2"] - base["exact_2"],
+                  threshold=0.05)
 lesson.finish()
