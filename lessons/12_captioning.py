@@ -143,13 +143,19 @@ for name, attention in (("attention", True), ("no attention", False)):
     ms.manual_seed(lesson.seed)
     models[name] = Captioner(S.word_kinds(vocab), attention=attention)
 attn_model = models["attention"]
-grid_cells = (S.SIZE // 4) ** 2
+grid_cells, D = (S.SIZE // 4) ** 2, attn_model.encoder.size
 lesson.say(f"""
-    The encoder: the picture plus two channels holding every pixel's x and
-    y, so a feature can say where as well as what, through three
-    convolutions with ReLU: 5x5 with stride 2, 3x3 with stride 2, then 3x3.
-    The last feature map is {grid_cells} vectors of {attn_model.encoder.size} numbers, an 8x8
-    grid: each describes a 4x4-pixel cell and the 17x17 pixels around it.
+    The encoder has two streams. The form stream sees only each pixel's
+    brightness, max(r, g, b), about the same for every colour here, through
+    three convolutions with ReLU: 5x5 with stride 2, 3x3 with stride 2, then
+    3x3. The colour stream is one 4x4 convolution with stride 4: the colours
+    of each 4x4 cell. Side by side they make {grid_cells} vectors of {D} numbers,
+    an 8x8 grid; each describes a 4x4-pixel cell (the form part sees the 17x17
+    pixels around it), plus a learned vector for the cell's place, so that a
+    vector can say where as well as what. Why two streams: a network that
+    sees colour and form together can learn them together, a feature for
+    "red cross" rather than one for red and one for cross, and then has
+    nothing to say about a pair it never saw.
 
     The decoder is an LSTM cell run word by word. Before each word, its
     state h asks the grid where to look (additive attention, lesson 9's
@@ -255,18 +261,29 @@ lesson.say(f"""
 """)
 
 # ======================================================= the first filters
-filters = attn_model.encoder.layers[0].weight.data[:, :3]  # the RGB part of each 5x5 filter
-fig, axes = plt.subplots(2, math.ceil(len(filters) / 2), figsize=(12, 3.5))
-for ax, f in zip(axes.flat, filters, strict=False):
-    ax.imshow(((f - f.min()) / (np.ptp(f) + 1e-12)).transpose(1, 2, 0), interpolation="nearest")
+form_filters = attn_model.encoder.form[0].weight.data[:, 0]          # (16, 5, 5)
+colour_filters = attn_model.encoder.colour.weight.data               # (8, 3, 4, 4)
+columns = 8
+rows = math.ceil(len(form_filters) / columns) + math.ceil(len(colour_filters) / columns)
+fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.5 * rows), squeeze=False)
+panels = [(f, "RdBu_r") for f in form_filters] + [(f, None) for f in colour_filters]
+for ax, (f, cmap) in zip(axes.flat, panels, strict=False):
+    if cmap:  # brightness filters: red = positive weight, blue = negative, white = 0
+        bound = np.abs(f).max()
+        ax.imshow(f, cmap=cmap, vmin=-bound, vmax=bound, interpolation="nearest")
+    else:  # colour filters as colour pictures, each scaled to its own range
+        ax.imshow(((f - f.min()) / (np.ptp(f) + 1e-12)).transpose(1, 2, 0),
+                  interpolation="nearest")
+for ax in axes.flat:
     ax.axis("off")
-fig.suptitle("The first layer's 5x5 filters (RGB part, each scaled to its own range)")
+fig.suptitle(f"First layers: {len(form_filters)} 5x5 brightness filters (form stream), "
+             f"{len(colour_filters)} 4x4 colour filters", fontsize=10)
 lesson.savefig(fig, "filters")
-lesson.say("""
-    filters.png shows what the first layer learned: each 5x5 filter's weights
-    on red, green and blue, as a colour picture. Colour detectors (a filter
-    of one hue) and edge detectors (light on one side, dark on the other)
-    are the usual finds.
+lesson.say(f"""
+    filters.png shows the first layers after training: the {len(form_filters)} 5x5 filters
+    of the form stream (red for positive weights, blue for negative), which
+    slide over the brightness, and the {len(colour_filters)} 4x4 filters of the colour stream,
+    drawn as colour pictures.
 """)
 
 # ========================================================== where it looks

@@ -1,9 +1,10 @@
 """An image captioner: a small CNN encoder, an LSTM decoder with attention.
 
-    encoder    images (B, 3, 32, 32) through three convolutions with ReLU
-               (5x5 stride 2, 3x3 stride 2, 3x3), so the last feature map
-               is (B, D, 8, 8): a grid of 64 vectors, each describing a
-               4x4-pixel cell and the 17x17 pixels around it; plus a
+    encoder    images (B, 3, 32, 32) to a grid of 8x8 = 64 vectors, each
+               describing a 4x4-pixel cell: its form from three
+               convolutions over the picture's brightness (5x5 stride 2,
+               3x3 stride 2, 3x3; each cell sees the 17x17 pixels around
+               it), its colour from one 4x4 stride-4 convolution; plus a
                learned vector per cell (a position embedding), so that a
                cell can say *where* as well as *what*
     decoder    one LSTMCell step per word. At step t the previous state
@@ -43,20 +44,34 @@ from microseq.tensor import DEFAULT_DTYPE, Tensor, default_rng, no_grad
 
 
 class ConvEncoder(Module):
-    """(B, 3, 32, 32) images -> (B, 64, D) grid: conv 5x5/2, 3x3/2, 3x3, each + ReLU."""
+    """(B, 3, 32, 32) images -> (B, 64, D) grid, from two streams of convolutions.
 
-    def __init__(self, channels=(16, 32, 32)):
+    form    sees each pixel's brightness only, max(r, g, b), which is about the
+            same for every colour here: conv 5x5/2, 3x3/2, 3x3, each + ReLU
+    colour  sees each 4x4 cell's colours: conv 4x4/4 + ReLU
+
+    A single stream sees colour and form together and learns them together:
+    trained on green circles and red crosses, it has no feature for a green
+    cross. Two streams keep "which form" blind to colour and "which colour"
+    (nearly) blind to form, so a pair never seen is two features it knows.
+    """
+
+    def __init__(self, channels=(16, 32, 32), colour_channels=8):
         c1, c2, c3 = channels
-        self.layers = [Conv2d(3, c1, 5, stride=2, padding=2),
-                       Conv2d(c1, c2, 3, stride=2, padding=1), Conv2d(c2, c3, 3, padding=1)]
-        self.size = c3
+        self.form = [Conv2d(1, c1, 5, stride=2, padding=2),
+                     Conv2d(c1, c2, 3, stride=2, padding=1), Conv2d(c2, c3, 3, padding=1)]
+        self.colour = Conv2d(3, colour_channels, 4, stride=4)
+        self.size = c3 + colour_channels
 
     def forward(self, images):
-        images = images.data if isinstance(images, Tensor) else images
-        x = Tensor(2 * np.asarray(images) - 1)  # pixels centred on 0: learns much faster
+        images = np.asarray(images.data if isinstance(images, Tensor) else images)
         with scope("encoder"):
-            for layer in self.layers:
+            # pixels centred on 0 (from [0, 1] to [-1, 1]): training is much faster
+            x = Tensor(2 * images.max(axis=1, keepdims=True) - 1)
+            for layer in self.form:
                 x = relu(layer(x))
+            colour = relu(self.colour(Tensor(2 * images - 1)))
+            x = concat([x, colour], axis=1)
             B, D, H, W = x.shape
             return transpose(x.reshape(B, D, H * W), (0, 2, 1))  # one row per cell
 
