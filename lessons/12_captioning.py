@@ -148,8 +148,8 @@ lesson.say(f"""
     The encoder has two streams. The form stream sees only each pixel's
     brightness, max(r, g, b), about the same for every colour here, through
     three convolutions with ReLU: 5x5 with stride 2, 3x3 with stride 2, then
-    3x3. The colour stream is one 4x4 convolution with stride 4: the colours
-    of each 4x4 cell. Side by side they make {grid_cells} vectors of {D} numbers,
+    3x3. The colour stream is a 1x1 convolution, which sees one pixel at a
+    time, averaged over each 4x4 cell. Side by side they make {grid_cells} vectors of {D} numbers,
     an 8x8 grid; each describes a 4x4-pixel cell (the form part sees the 17x17
     pixels around it), plus a learned vector for the cell's place, so that a
     vector can say where as well as what. Why two streams: a network that
@@ -261,29 +261,22 @@ lesson.say(f"""
 """)
 
 # ======================================================= the first filters
-form_filters = attn_model.encoder.form[0].weight.data[:, 0]          # (16, 5, 5)
-colour_filters = attn_model.encoder.colour.weight.data               # (8, 3, 4, 4)
+form_filters = attn_model.encoder.form[0].weight.data[:, 0]   # (16, 5, 5)
 columns = 8
-rows = math.ceil(len(form_filters) / columns) + math.ceil(len(colour_filters) / columns)
+rows = math.ceil(len(form_filters) / columns)
 fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.5 * rows), squeeze=False)
-panels = [(f, "RdBu_r") for f in form_filters] + [(f, None) for f in colour_filters]
-for ax, (f, cmap) in zip(axes.flat, panels, strict=False):
-    if cmap:  # brightness filters: red = positive weight, blue = negative, white = 0
-        bound = np.abs(f).max()
-        ax.imshow(f, cmap=cmap, vmin=-bound, vmax=bound, interpolation="nearest")
-    else:  # colour filters as colour pictures, each scaled to its own range
-        ax.imshow(((f - f.min()) / (np.ptp(f) + 1e-12)).transpose(1, 2, 0),
-                  interpolation="nearest")
+for ax, f in zip(axes.flat, form_filters, strict=False):
+    bound = np.abs(f).max()
+    ax.imshow(f, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
 for ax in axes.flat:
     ax.axis("off")
-fig.suptitle(f"First layers: {len(form_filters)} 5x5 brightness filters (form stream), "
-             f"{len(colour_filters)} 4x4 colour filters", fontsize=10)
+fig.suptitle(f"The form stream's first layer: {len(form_filters)} 5x5 filters over brightness "
+             "(red > 0, blue < 0)", fontsize=10)
 lesson.savefig(fig, "filters")
 lesson.say(f"""
-    filters.png shows the first layers after training: the {len(form_filters)} 5x5 filters
-    of the form stream (red for positive weights, blue for negative), which
-    slide over the brightness, and the {len(colour_filters)} 4x4 filters of the colour stream,
-    drawn as colour pictures.
+    filters.png shows the first layer of the form stream after training:
+    its {len(form_filters)} 5x5 filters, which slide over the picture's brightness (red for
+    positive weights, blue for negative, white for zero).
 """)
 
 # ========================================================== where it looks

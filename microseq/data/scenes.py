@@ -20,8 +20,10 @@ from microseq.data.tasks import PAD, START
 from microseq.data.vocab import WordVocab
 
 SIZE = 32
-COLOURS = {"red": (0.9, 0.15, 0.1), "green": (0.15, 0.8, 0.2), "blue": (0.2, 0.35, 1.0),
-           "yellow": (0.95, 0.85, 0.15)}
+# Every colour has a channel at full strength: by brightness alone, max(r, g, b),
+# the colours look alike.
+COLOURS = {"red": (1.0, 0.15, 0.1), "green": (0.15, 1.0, 0.2), "blue": (0.2, 0.35, 1.0),
+           "yellow": (1.0, 0.9, 0.15)}
 SHAPES = ("circle", "square", "triangle", "cross")
 SIDES = {"small": 10, "big": 14}  # the side of a shape's bounding square, in pixels
 UNSEEN = (("red", "triangle"), ("green", "cross"), ("blue", "circle"), ("yellow", "square"))

@@ -4,7 +4,8 @@
                describing a 4x4-pixel cell: its form from three
                convolutions over the picture's brightness (5x5 stride 2,
                3x3 stride 2, 3x3; each cell sees the 17x17 pixels around
-               it), its colour from one 4x4 stride-4 convolution; plus a
+               it), its colour from a 1x1 convolution averaged over the
+               cell; plus a
                learned vector per cell (a position embedding), so that a
                cell can say *where* as well as *what*
     decoder    one LSTMCell step per word. At step t the previous state
@@ -48,7 +49,7 @@ class ConvEncoder(Module):
 
     form    sees each pixel's brightness only, max(r, g, b), which is about the
             same for every colour here: conv 5x5/2, 3x3/2, 3x3, each + ReLU
-    colour  sees each 4x4 cell's colours: conv 4x4/4 + ReLU
+    colour  sees one pixel at a time: conv 1x1 + ReLU, averaged over each 4x4 cell
 
     A single stream sees colour and form together and learns them together:
     trained on green circles and red crosses, it has no feature for a green
@@ -60,7 +61,7 @@ class ConvEncoder(Module):
         c1, c2, c3 = channels
         self.form = [Conv2d(1, c1, 5, stride=2, padding=2),
                      Conv2d(c1, c2, 3, stride=2, padding=1), Conv2d(c2, c3, 3, padding=1)]
-        self.colour = Conv2d(3, colour_channels, 4, stride=4)
+        self.colour = Conv2d(3, colour_channels, 1)
         self.size = c3 + colour_channels
 
     def forward(self, images):
@@ -70,7 +71,9 @@ class ConvEncoder(Module):
             x = Tensor(2 * images.max(axis=1, keepdims=True) - 1)
             for layer in self.form:
                 x = relu(layer(x))
-            colour = relu(self.colour(Tensor(2 * images - 1)))
+            colour = relu(self.colour(Tensor(2 * images - 1)))   # (B, C, 32, 32)
+            B, C, H, W = colour.shape
+            colour = colour.reshape(B, C, H // 4, 4, W // 4, 4).mean(axis=(3, 5))
             x = concat([x, colour], axis=1)
             B, D, H, W = x.shape
             return transpose(x.reshape(B, D, H * W), (0, 2, 1))  # one row per cell
