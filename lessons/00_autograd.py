@@ -7,11 +7,11 @@ drawn as the first backpropagation-through-time graph.
 
     python lessons/00_autograd.py [--quick] [--seed N] [--out DIR]
 """
-import math
 import random
 
 import matplotlib.pyplot as plt
 
+from microseq.data.moons import make_moons
 from microseq.gradcheck import autograd_scalar, gradcheck_scalar, numerical_grad_scalar
 from microseq.lesson import Lesson
 from microseq.scalar import Value
@@ -101,18 +101,6 @@ lesson.say(f"""
 """)
 
 
-def make_moons(n, noise=0.1):
-    points = []
-    for i in range(n):
-        angle = math.pi * rng.random()
-        if i % 2:
-            x, y, label = 1 - math.cos(angle), 0.5 - math.sin(angle), 1
-        else:
-            x, y, label = math.cos(angle), math.sin(angle), -1
-        points.append((x + rng.gauss(0, noise), y + rng.gauss(0, noise), label))
-    return points
-
-
 def layer(n_in, n_out):
     return [([Value(rng.uniform(-1, 1)) for _ in range(n_in)], Value(0.0)) for _ in range(n_out)]
 
@@ -126,7 +114,7 @@ def mlp(model, x, y):
     return h[0]
 
 
-points = make_moons(n_points)
+points = make_moons(n_points, rng)
 model = [layer(2, hidden), layer(hidden, hidden), layer(hidden, 1)]
 params = [p for neurons in model for w, b in neurons for p in (*w, b)]
 

@@ -195,3 +195,9 @@ def test_gradcheck_passes_and_leaves_its_inputs_alone():
     a = Value(0.5)
     assert gradcheck_scalar(lambda v: v[0].tanh() * v[0], [a]) is True
     assert a.grad == 0.0
+
+
+def test_exp_overflow_names_the_op():
+    with pytest.raises(OverflowError, match=r"exp: e\*\*1000 is too large for a float"):
+        Value(1000.0).exp()
+    assert Value(709.0).exp().data > 1e307
