@@ -75,7 +75,7 @@ lesson.say(f"""
 """)
 x_t = ms.tensor(x_small / 8, requires_grad=True, label="x")
 w_t = ms.tensor(w_small, requires_grad=True, label="weight")
-b_t = ms.tensor(np.array([0.5]), requires_grad=True, label="bias")
+b_t = ms.tensor(np.array([1.0]), requires_grad=True, label="bias")  # every output > 0
 tiny = ms.relu(ms.conv2d(x_t, w_t, b_t)).sum()
 tiny.backward()
 lesson.draw(tiny, "conv_graph", title="relu(conv2d(x, weight) + bias), summed")
