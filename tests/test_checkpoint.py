@@ -99,6 +99,7 @@ def rewrite(path, change):
 
 
 def without(*names):
+    """Drop entries, and from the list of entries too: as a checkpoint that never had them."""
     def change(arrays):
         for name in names:
             del arrays[name]
@@ -162,6 +163,8 @@ BAD_FILES = {
                             r"ck.npz is damaged: parameter 'out.bias' holds <U1, not numbers"),
     "an optimizer entry gone": (lambda path: rewrite(path, without("optim/num_params")),
                                 r"ck.npz: the optimizer state does not fit: 'num_params'"),
+    "an optimizer setting gone": (lambda path: rewrite(path, without("optim/eps")),
+                                  r"the optimizer state does not fit: .*has no 'eps'"),
     "a training run's entries gone": (lambda path: rewrite(path, without("extra/batches")),
                                       r"entries \['batches'\] are missing"),
 }
@@ -180,6 +183,7 @@ def good_run_checkpoint(tmp_path):
 def test_a_bad_file_is_a_clear_error_that_changes_nothing(good_run_checkpoint, damage, message):
     damage(good_run_checkpoint)
     model, optimizer = fresh(1)
+    optimizer.lr = 0.5  # not the saved rate: a half-done load would show
     before, rng_state = params_of(model), microseq.default_rng().bit_generator.state
     with pytest.raises(CheckpointError, match=message) as error:
         checkpoint = read_checkpoint(good_run_checkpoint)
@@ -191,7 +195,7 @@ def test_a_bad_file_is_a_clear_error_that_changes_nothing(good_run_checkpoint, d
     assert "pickle" not in str(error.value)
     for name, value in params_of(model).items():
         np.testing.assert_array_equal(value, before[name])
-    assert optimizer.state == [{} for _ in optimizer.params]
+    assert optimizer.state == [{} for _ in optimizer.params] and optimizer.lr == 0.5
     assert microseq.default_rng().bit_generator.state == rng_state
 
 
