@@ -24,11 +24,17 @@ module keeps the plumbing out of it:
 Every lesson takes --quick (seconds, what the tests run), --seed (default 0)
 and --out DIR (default runs/lesson-N/), plus its own `arguments`, each given
 as {flag: argparse keyword arguments}; they are read in `lesson.args`.
+A mistake in them (a negative seed, an --out that is a file) ends the run at
+once with one line naming the flag; so does bad input the library names with
+its own exception (a DataError for a text file, a CheckpointError, a
+NonFiniteLossError): the message, without a traceback.
 """
 import argparse
+import functools
 import json
 import math
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -40,6 +46,9 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from microseq import graph
+from microseq.checkpoint import CheckpointError
+from microseq.data import DataError
+from microseq.train import NonFiniteLossError
 
 # Figures are written to files, never shown: no display needed.
 matplotlib.use("Agg")
@@ -56,21 +65,27 @@ class Lesson:
 
     def __init__(self, number, title, arguments=None, argv=None):
         parser = argparse.ArgumentParser(description=f"Lesson {number}: {title}")
+        # A mistake in the arguments is one line naming the flag, not a usage block.
+        parser.error = lambda message: parser.exit(
+            2, f"lesson {number}: {message} (--help lists the options)\n")
         parser.add_argument("--quick", action="store_true",
                             help="a small run that takes seconds (what the tests run)")
-        parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        parser.add_argument("--seed", type=_seed, default=0,
+                            help="random seed, a whole number >= 0 (default 0)")
         parser.add_argument("--out", type=Path, default=Path(f"runs/lesson-{number}"),
                             help="where figures and metrics.json go (default runs/lesson-N/)")
         for flag, options in (arguments or {}).items():
             parser.add_argument(flag, **options)
         self.args = parser.parse_args(argv)
+        if problem := _unwritable(self.args.out):
+            parser.error(f"argument --out: {problem}")
+        sys.excepthook = functools.partial(_one_line, number)
         # The lessons' matrices are small: extra BLAS threads only fight over the
         # cores (lesson 3's quick run: about 50 s with two threads beside other
         # work, 3 s with one).
         self._blas_threads = threadpool_limits(limits=1, user_api="blas")
         self.number, self.title = number, title
         self.quick, self.seed, self.out = self.args.quick, self.args.seed, self.args.out
-        self.out.mkdir(parents=True, exist_ok=True)
         self.files, self.metrics = [], []
         self._start = time.perf_counter()
         size = "quick run" if self.quick else "full run"
@@ -190,6 +205,40 @@ class Lesson:
             sys.exit(1)
         print(f"Lesson {self.number} passed: all {len(self.metrics)} headline figures met their "
               f"thresholds. [{seconds:.1f} s]")
+
+
+def _seed(text):
+    """argparse type of --seed: numpy's generators take whole numbers >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _unwritable(out):
+    """Create the directory `out`; None if files can be written there, else what is wrong."""
+    for parent in (out, *out.parents):
+        if parent.is_file():
+            return f"{parent} is a file, not a directory" + ("" if parent == out else
+                                                            f", so {out} cannot be made")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        return f"cannot create or write to {out}: {e.strerror}"
+    return None
+
+
+# Bad input the library names (a file, a checkpoint, a diverged run) ends the
+# lesson with its message on one line; any other exception is a bug and keeps
+# its traceback.
+USER_ERRORS = (DataError, CheckpointError, NonFiniteLossError)
+
+
+def _one_line(number, kind, error, traceback):
+    if issubclass(kind, USER_ERRORS):
+        print(f"lesson {number}: {error}", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, error, traceback)
 
 
 def _json_number(x):
