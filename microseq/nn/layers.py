@@ -35,10 +35,12 @@ class Linear(Module):
 class Embedding(Module):
     """A table of num_embeddings vectors; `embed(ids)` looks rows up.
 
-    ids is an integer array of any shape (...) and the result has shape
-    (..., embedding_dim). A repeated id adds up its gradients (the lookup is
-    getitem, whose backward scatters with np.add.at). With padding_idx, that
-    row starts at zero, its lookups give zero and it never gets a gradient.
+    ids is an integer array of any shape (...), each id in
+    0..num_embeddings-1 (a negative id is an error, not a count from the
+    end), and the result has shape (..., embedding_dim). A repeated id adds
+    up its gradients (the lookup is getitem, whose backward scatters with
+    np.add.at). With padding_idx, that row starts at zero, its lookups give
+    zero and it never gets a gradient.
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
@@ -57,6 +59,10 @@ class Embedding(Module):
         ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
         if ids.dtype.kind not in "iu":
             raise TypeError(f"Embedding: ids must be integers, got {ids.dtype}")
+        if ids.size and not 0 <= ids.min() <= ids.max() < self.num_embeddings:
+            bad = ids.min() if ids.min() < 0 else ids.max()
+            raise IndexError(f"Embedding: id {bad} is outside the table of {self.num_embeddings} "
+                             f"rows (ids must be 0 to {self.num_embeddings - 1})")
         vectors = self.weight[ids]
         if self.padding_idx is None:
             return vectors
