@@ -78,7 +78,8 @@ def _plain_array(key, value):
 
 
 class Checkpoint:
-    """A checkpoint file read and checked, not yet applied to anything.
+    """A checkpoint file read and checked, not yet applied to anything:
+    `Checkpoint(path)` changes nothing, `.restore(model, optimizer)` loads it.
 
     Attributes: path, step, extra (0-d values as Python numbers and strings),
     model_state and optimizer_state (dicts of arrays), rng_state.
@@ -149,11 +150,6 @@ class Checkpoint:
                                       f"{e}") from None
         model.load_state_dict(self.model_state)
         default_rng().bit_generator.state = self.rng_state
-
-
-def read_checkpoint(path):
-    """Read and check the checkpoint at `path` without changing anything."""
-    return Checkpoint(path)
 
 
 def load_checkpoint(path, model, optimizer=None):
@@ -236,8 +232,8 @@ def prune(directory, keep_last):
 
 def save_run(directory, step, model, optimizer, stream, history, keep_last=None):
     """Checkpoint a training run at `step`: model, optimizer, random state, the
-    position in the batch stream (`stream.state()`, a JSON-able dict) and the history
-    (a list of (step, loss, metrics dict)); then `prune(directory, keep_last)`."""
+    position in the batch stream (`stream.state()`, a dict JSON can write) and
+    the history (a list of (step, loss, metrics dict)); then prune."""
     save_checkpoint(checkpoint_path(directory, step), model, optimizer, step, extra={
         "batches": json.dumps(stream.state()),
         "history/step": np.array([s for s, _, _ in history], dtype=np.int64),
@@ -270,8 +266,8 @@ def resume_run(directory, model, optimizer, stream):
         try:
             stream.restore(position)
         except (KeyError, TypeError, ValueError, StopIteration):
-            raise CheckpointError(f"{path}: the batches do not fit the run saved there (its "
-                                  f"position: {position})") from None
+            raise CheckpointError(f"{path}: cannot find the run's place in these batches "
+                                  "(have they changed since it was saved?)") from None
         checkpoint.restore(model, optimizer)
         return checkpoint.step, records
     return 0, []

@@ -164,8 +164,9 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_sc
         for step in range(start + 1, steps + 1):
             optimizer.zero_grad()
             loss = loss_fn(model, next(stream))
-            if error_if_nonfinite and not math.isfinite(loss.item()):
-                raise NonFiniteLossError(_nonfinite_message(loss.item(), step, checkpoint_dir))
+            value = loss.item()
+            if error_if_nonfinite and not math.isfinite(value):
+                raise NonFiniteLossError(_nonfinite_message(value, step, checkpoint_dir))
             loss.backward()
             if clip is not None:
                 clip_grad_norm_(optimizer.params, clip)
@@ -173,13 +174,12 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_sc
                 optimizer.lr = lr_schedule(step - 1)
             optimizer.step()
 
-            loss = loss.item()
-            running = loss if running is None else 0.95 * running + 0.05 * loss
+            running = value if running is None else 0.95 * running + 0.05 * value
             metrics = {}
             if evaluate is not None and (step == steps or eval_every and step % eval_every == 0):
                 metrics = _evaluate(model, evaluate)
                 shown = {k: f"{v:.4g}" for k, v in metrics.items()}
-            history.append((step, loss, metrics))
+            history.append((step, value, metrics))
             if checkpoint_dir and (step == steps or checkpoint_every
                                    and step % checkpoint_every == 0):
                 save_run(checkpoint_dir, step, model, optimizer, stream, history, keep_last)

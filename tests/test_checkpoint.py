@@ -15,7 +15,7 @@ from tiny_training import X, Y, Net, fresh, mse, params_of, run, shuffled_batche
 
 import microseq
 from microseq.checkpoint import (
-    CheckpointError, latest_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint,
+    Checkpoint, CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint,
 )
 from microseq.optim import SGD, Adam
 from microseq.train import train
@@ -165,8 +165,6 @@ BAD_FILES = {
                                 r"ck.npz: the optimizer state does not fit: 'num_params'"),
     "an optimizer setting gone": (lambda path: rewrite(path, without("optim/eps")),
                                   r"the optimizer state does not fit: .*has no 'eps'"),
-    "a training run's entries gone": (lambda path: rewrite(path, without("extra/batches")),
-                                      r"entries \['batches'\] are missing"),
 }
 
 
@@ -186,12 +184,7 @@ def test_a_bad_file_is_a_clear_error_that_changes_nothing(good_run_checkpoint, d
     optimizer.lr = 0.5  # not the saved rate: a half-done load would show
     before, rng_state = params_of(model), microseq.default_rng().bit_generator.state
     with pytest.raises(CheckpointError, match=message) as error:
-        checkpoint = read_checkpoint(good_run_checkpoint)
-        for key in ("batches", "history/step", "history/loss", "history/metrics"):
-            if key not in checkpoint.extra:  # what resume needs, besides the model
-                raise CheckpointError(f"{checkpoint.path} is damaged: the entries "
-                                      f"{[key]} are missing")
-        checkpoint.restore(model, optimizer)
+        Checkpoint(good_run_checkpoint).restore(model, optimizer)
     assert "pickle" not in str(error.value)
     for name, value in params_of(model).items():
         np.testing.assert_array_equal(value, before[name])
@@ -261,14 +254,24 @@ def test_extra_values_that_are_not_plain_arrays_are_refused_by_key(tmp_path, val
 # --- resume -----------------------------------------------------------------------
 
 
-def test_resume_sets_a_damaged_newest_checkpoint_aside_and_uses_the_one_before(tmp_path):
+RUN_DAMAGE = {
+    "truncated": (truncated(1000), r"is damaged: truncated or corrupted \(1,000 bytes"),
+    "its place in the batches gone": (lambda path: rewrite(path, without("extra/batches")),
+                                      r"is damaged: the entries \['batches'\] are missing"),
+    "its history garbled": (lambda path: rewrite(path, replaced("extra/history/metrics", "{")),
+                            r"is damaged: the entry 'extra/history/metrics' is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("damage, message", RUN_DAMAGE.values(), ids=RUN_DAMAGE)
+def test_resume_sets_a_damaged_newest_checkpoint_aside_and_uses_the_one_before(tmp_path, damage,
+                                                                               message):
     _, whole = run(0, 8)
     run(0, 6, tmp_path, checkpoint_every=2)
-    newest = tmp_path / "step_000006.npz"
-    truncated(1000)(newest)
-    with pytest.warns(UserWarning, match=r"step_000006.npz is damaged: truncated or corrupted "
-                                         r".*renamed it to step_000006.npz.damaged and trying "
-                                         r"the checkpoint before it"):
+    damage(tmp_path / "step_000006.npz")
+    with pytest.warns(UserWarning, match=r"step_000006.npz " + message + r".*; renamed it to "
+                                         r"step_000006.npz.damaged and trying the checkpoint "
+                                         r"before it"):
         _, resumed = run(0, 8, tmp_path, resume=True, checkpoint_every=2)
     assert resumed == whole  # history, losses and evaluations: from step 4 on, as if unbroken
     assert sorted(os.listdir(tmp_path)) == [
@@ -282,8 +285,8 @@ def test_resume_into_a_model_that_does_not_fit_is_an_error(tmp_path):
     with pytest.raises(CheckpointError, match="step_000002.npz: parameter 'gru.weight_ih_l0'"):
         train(model, Adam(model.parameters()), shuffled_batches, mse, 4,
               checkpoint_dir=tmp_path, resume=True)
-    with pytest.raises(CheckpointError, match="step_000002.npz: the batches do not fit the run "
-                                              "saved there"):
+    with pytest.raises(CheckpointError, match="step_000002.npz: cannot find the run's place in "
+                                              "these batches"):
         train(*fresh(0), [(X[:4], Y[:4])], mse, 4, checkpoint_dir=tmp_path, resume=True)
     assert os.listdir(tmp_path) == ["step_000002.npz"]  # not set aside: it is not damaged
 
@@ -322,7 +325,7 @@ def test_a_run_killed_at_random_moments_resumes_as_if_never_stopped(tmp_path):
             child.join()
             path = latest_checkpoint(tmp_path)
             if path is not None:
-                step = read_checkpoint(path).step
+                step = Checkpoint(path).step
                 assert step >= newest  # never lost ground
                 newest = step
     assert newest > 0
