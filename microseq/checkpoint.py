@@ -41,7 +41,8 @@ def save_checkpoint(path, model, optimizer=None, step=0, extra=None):
     """Write model, optimizer, step, random state and `extra` (a dict of
     arrays, numbers or strings) to `path`, atomically: the data goes to a
     temporary file in the same directory, which is then renamed over `path`.
-    A crash mid-write leaves the previous checkpoint, never a truncated one."""
+    A crash mid-write leaves the previous checkpoint, never a truncated one
+    (and a temporary file, which the next save to `path` deletes)."""
     arrays = {"format": np.array(FORMAT), "step": np.array(step),
               "rng/default": np.array(json.dumps(default_rng().bit_generator.state))}
     arrays.update({f"model/{k}": v for k, v in model.state_dict().items()})
@@ -63,6 +64,14 @@ def save_checkpoint(path, model, optimizer=None, step=0, extra=None):
     except BaseException:
         os.unlink(tmp)
         raise
+    _remove_temporary_files(directory, re.escape(os.path.basename(path)))
+
+
+def _remove_temporary_files(directory, name_pattern):
+    """Delete what writes to files matching `name_pattern` left when killed."""
+    for name in os.listdir(directory):
+        if re.fullmatch(name_pattern + r"\..+\.tmp", name):
+            os.unlink(os.path.join(directory, name))
 
 
 def _plain_array(key, value):
@@ -174,12 +183,14 @@ def _read_arrays(path):
     if not os.path.isfile(path):
         kind = " (it is a directory)" if os.path.isdir(path) else ""
         raise CheckpointError(f"no checkpoint at {path}{kind}")
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{path} is damaged: the file is empty")
+    with open(path, "rb") as file:
+        if file.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
             raise CheckpointError(f"{path} is not a microseq checkpoint (not an .npz archive)")
     arrays, name = {}, None
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as f:
             for name in f.files:
                 arrays[name] = f[name]
     except _READ_ERRORS as e:
@@ -222,9 +233,7 @@ def prune(directory, keep_last):
     `keep_last` is not None, all but the newest `keep_last` checkpoints."""
     if not os.path.isdir(directory):
         return
-    for name in os.listdir(directory):
-        if re.fullmatch(r"step_\d+\.npz\..+\.tmp", name):
-            os.unlink(os.path.join(directory, name))
+    _remove_temporary_files(directory, r"step_\d+\.npz")
     if keep_last is not None:
         for path in list_checkpoints(directory)[keep_last:]:
             os.unlink(path)

@@ -1,6 +1,7 @@
 """Checkpoints: atomic, pickle-free, and every problem with a file a clear
 CheckpointError that changes nothing; resume skips a damaged checkpoint, and
 a run killed at any moment resumes as if it had never stopped."""
+import io
 import json
 import multiprocessing
 import os
@@ -123,6 +124,12 @@ def flipped(bit):
     return damage
 
 
+def npy_bytes(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
 def object_array(arrays):
     arrays["extra/payload"] = np.array([{"a": 1}], dtype=object)  # numpy pickles it
 
@@ -131,14 +138,14 @@ BAD_FILES = {
     "truncated to half": (truncated(3000), r"ck.npz is damaged: truncated or corrupted "
                                            r"\(3,000 bytes; BadZipFile while reading it\)"),
     "truncated to 10 bytes": (truncated(10), r"ck.npz is damaged: truncated or corrupted"),
-    "empty": (truncated(0), r"ck.npz is not a microseq checkpoint \(not an .npz archive\)"),
+    "empty": (truncated(0), r"ck.npz is damaged: the file is empty"),
     "one flipped bit in the data": (flipped(8 * 700 + 3), r"ck.npz is damaged: truncated or "
                                                           r"corrupted"),
     "text": (lambda path: path.write_text("not a checkpoint"),
              r"ck.npz is not a microseq checkpoint \(not an .npz archive\)"),
     "a directory": (lambda path: (path.unlink(), path.mkdir()),
                     r"no checkpoint at .*ck.npz \(it is a directory\)"),
-    "an .npy": (lambda path: np.save(open(path, "wb"), np.zeros(3)),
+    "an .npy": (lambda path: path.write_bytes(npy_bytes(np.zeros(3))),
                 r"ck.npz is not a microseq checkpoint \(not an .npz archive\)"),
     "a plain .npz": (lambda path: np.savez(path, weight=np.zeros((2, 8))),
                      r"ck.npz is not a microseq checkpoint \(no 'microseq-checkpoint-2' marker\)"),
@@ -299,6 +306,11 @@ def test_stale_temporary_files_are_cleaned(tmp_path):
     other.write_text("not ours")
     run(0, 3, tmp_path, resume=True)
     assert sorted(os.listdir(tmp_path)) == ["notes.tmp", "step_000002.npz", "step_000003.npz"]
+
+    killed = tmp_path / "model.npz.q8v1zz.tmp"  # a write to model.npz that was killed
+    killed.write_bytes(b"PK\x03\x04 half a zip")
+    save_checkpoint(tmp_path / "model.npz", Net())
+    assert not killed.exists() and other.exists()
 
 
 def _train_until_killed(directory, steps):
