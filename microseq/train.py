@@ -145,6 +145,8 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_sc
     """
     if resume and not checkpoint_dir:
         raise ValueError("train: resume=True needs the checkpoint_dir to resume from")
+    if keep_last is not None and keep_last < 1:
+        raise ValueError(f"train: keep_last must be 1 or more (None keeps all), got {keep_last}")
     if checkpoint_dir and not resume and list_checkpoints(checkpoint_dir):
         raise ValueError(f"train: {checkpoint_dir} already holds checkpoints of a run (the "
                          f"newest: {latest_checkpoint(checkpoint_dir)}); pass resume=True to "

@@ -77,6 +77,8 @@ def test_argument_mistakes_are_clear_errors():
     model, optimizer = fresh(0)
     with pytest.raises(ValueError, match="resume=True needs the checkpoint_dir"):
         train(model, optimizer, shuffled_batches, mse, steps=2, resume=True)
+    with pytest.raises(ValueError, match=r"keep_last must be 1 or more \(None keeps all\), got 0"):
+        train(model, optimizer, shuffled_batches, mse, steps=2, checkpoint_dir="x", keep_last=0)
     batches = shuffled_batches(np.random.default_rng(0))  # one epoch, consumed once
     with pytest.raises(ValueError, match="yielded no batches"):
         train(model, optimizer, batches, mse, steps=6, progress=False)
