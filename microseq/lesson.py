@@ -77,7 +77,7 @@ class Lesson:
         for flag, options in (arguments or {}).items():
             parser.add_argument(flag, **options)
         self.args = parser.parse_args(argv)
-        if problem := _unwritable(self.args.out):
+        if problem := _make_output_directory(self.args.out):
             parser.error(f"argument --out: {problem}")
         sys.excepthook = functools.partial(_one_line, number)
         # The lessons' matrices are small: extra BLAS threads only fight over the
@@ -214,8 +214,9 @@ def _seed(text):
     return int(text)
 
 
-def _unwritable(out):
-    """Create the directory `out`; None if files can be written there, else what is wrong."""
+def _make_output_directory(out):
+    """Create the directory `out` if need be; returns None if files can be
+    written there, else what is wrong, in words."""
     for parent in (out, *out.parents):
         if parent.is_file():
             return f"{parent} is a file, not a directory" + ("" if parent == out else
