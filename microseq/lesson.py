@@ -30,11 +30,9 @@ its own exception (a DataError for a text file, a CheckpointError, a
 NonFiniteLossError): the message, without a traceback.
 """
 import argparse
-import functools
 import json
 import math
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -65,27 +63,26 @@ class Lesson:
 
     def __init__(self, number, title, arguments=None, argv=None):
         parser = argparse.ArgumentParser(description=f"Lesson {number}: {title}")
-        # A mistake in the arguments is one line naming the flag, not a usage block.
+        # A mistake in the arguments, or bad input the library names, is one line.
         parser.error = lambda message: parser.exit(
             2, f"lesson {number}: {message} (--help lists the options)\n")
+        sys.excepthook = lambda *exception: _one_line(number, *exception)
         parser.add_argument("--quick", action="store_true",
                             help="a small run that takes seconds (what the tests run)")
         parser.add_argument("--seed", type=_seed, default=0,
                             help="random seed, a whole number >= 0 (default 0)")
-        parser.add_argument("--out", type=Path, default=Path(f"runs/lesson-{number}"),
+        parser.add_argument("--out", type=_output_directory, default=f"runs/lesson-{number}",
                             help="where figures and metrics.json go (default runs/lesson-N/)")
         for flag, options in (arguments or {}).items():
             parser.add_argument(flag, **options)
         self.args = parser.parse_args(argv)
-        if problem := _make_output_directory(self.args.out):
-            parser.error(f"argument --out: {problem}")
-        sys.excepthook = functools.partial(_one_line, number)
         # The lessons' matrices are small: extra BLAS threads only fight over the
         # cores (lesson 3's quick run: about 50 s with two threads beside other
         # work, 3 s with one).
         self._blas_threads = threadpool_limits(limits=1, user_api="blas")
         self.number, self.title = number, title
         self.quick, self.seed, self.out = self.args.quick, self.args.seed, self.args.out
+        self.out.mkdir(parents=True, exist_ok=True)
         self.files, self.metrics = [], []
         self._start = time.perf_counter()
         size = "quick run" if self.quick else "full run"
@@ -207,6 +204,11 @@ class Lesson:
               f"thresholds. [{seconds:.1f} s]")
 
 
+def _json_number(x):
+    # JSON has no NaN or infinity: write them as strings rather than invalid JSON
+    return x if math.isfinite(x) else str(x)
+
+
 def _seed(text):
     """argparse type of --seed: numpy's generators take whole numbers >= 0."""
     if not text.isdigit():
@@ -214,19 +216,22 @@ def _seed(text):
     return int(text)
 
 
-def _make_output_directory(out):
-    """Create the directory `out` if need be; returns None if files can be
-    written there, else what is wrong, in words."""
+def _output_directory(text):
+    """argparse type of --out: the directory, created, once a file could be written there."""
+    out = Path(text)
     for parent in (out, *out.parents):
         if parent.is_file():
-            return f"{parent} is a file, not a directory" + ("" if parent == out else
-                                                            f", so {out} cannot be made")
+            raise argparse.ArgumentTypeError(
+                f"{parent} is a file, not a directory"
+                + ("" if parent == out else f", so {out} cannot be made"))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
+        (out / ".write-test").touch()
+        (out / ".write-test").unlink()
     except OSError as e:
-        return f"cannot create or write to {out}: {e.strerror}"
-    return None
+        raise argparse.ArgumentTypeError(f"cannot create or write to {out}: "
+                                         f"{e.strerror}") from None
+    return out
 
 
 # Bad input the library names (a file, a checkpoint, a diverged run) ends the
@@ -240,8 +245,3 @@ def _one_line(number, kind, error, traceback):
         print(f"lesson {number}: {error}", file=sys.stderr)
     else:
         sys.__excepthook__(kind, error, traceback)
-
-
-def _json_number(x):
-    # JSON has no NaN or infinity: write them as strings rather than invalid JSON
-    return x if math.isfinite(x) else str(x)

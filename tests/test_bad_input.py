@@ -9,7 +9,7 @@ import math
 import shutil
 import subprocess
 import sys
-import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,7 +121,7 @@ def test_an_unwritable_out_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)  # also as root, who may write anywhere
+    monkeypatch.setattr(Path, "touch", refuse)  # also as root, who may write anywhere
     with pytest.raises(SystemExit):
         Lesson(1, "a test", argv=["--out", str(tmp_path / "out")])
     assert capsys.readouterr().err == (f"lesson 1: argument --out: cannot create or write to "
