@@ -9,6 +9,8 @@
 
     .venv/bin/python lessons/03_char_lm.py [--quick] [--seed S] [--out DIR] [--text FILE]
 """
+import sys
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -266,31 +268,33 @@ for name, feature in features(vocab.decode(stretch)).items():
     found.append((name, unit, float(r[unit])))
     print(f"    {name:<16} unit {unit:4d}   r = {r[unit]:+.2f}")
 
+if not found:  # a text without letters, quotes, brackets or indentation
+    print("    this text shows none of these features: there is no unit to draw")
+    lesson.finish()
+    sys.exit()
+
 # a passage with quotes and brackets in it, if the held-out text has one
 test_text = vocab.decode(test_ids)
 width = 90
 start = next((i for i in range(0, len(test_text) - width, 7)
               if '"' in test_text[i:i + width] and "(" in test_text[i:i + width]), 0)
 passage = test_text[start:start + width]
-if not found:  # a text without letters, quotes, brackets or indentation
-    print("    this text shows none of the four features: no unit to draw")
-else:
-    trace = model.hidden_states(vocab.encode(passage))
-    fig, axes = plt.subplots(len(found), 1, figsize=(width * 0.16, 1.1 * len(found) + 0.4),
-                             squeeze=False, gridspec_kw={"hspace": 0.9})
-    for ax, (name, unit, r) in zip(axes[:, 0], found, strict=True):
-        ax.imshow(trace[None, :, unit], cmap="coolwarm", vmin=-1, vmax=1, aspect="auto")
-        for i, c in enumerate(passage):
-            ax.text(i, 0, {"\n": "¶", " ": "·"}.get(c, c), ha="center", va="center",
-                    fontsize=8, family="monospace")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(f"unit {unit}: r = {r:+.2f} with '{name}'", fontsize=9, loc="left")
-    lesson.savefig(fig, "hidden_units")
-    lesson.say("""
-        Some units follow their feature closely, others only loosely. Nothing
-        asked the network to track any of them: what a unit tracks, it tracks
-        because that helped to predict the next character.
-    """)
+trace = model.hidden_states(vocab.encode(passage))
+fig, axes = plt.subplots(len(found), 1, figsize=(width * 0.16, 1.1 * len(found) + 0.4),
+                         squeeze=False, gridspec_kw={"hspace": 0.9})
+for ax, (name, unit, r) in zip(axes[:, 0], found, strict=True):
+    ax.imshow(trace[None, :, unit], cmap="coolwarm", vmin=-1, vmax=1, aspect="auto")
+    for i, c in enumerate(passage):
+        ax.text(i, 0, {"\n": "¶", " ": "·"}.get(c, c), ha="center", va="center",
+                fontsize=8, family="monospace")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"unit {unit}: r = {r:+.2f} with '{name}'", fontsize=9, loc="left")
+lesson.savefig(fig, "hidden_units")
+lesson.say("""
+    Some units follow their feature closely, others only loosely. Nothing
+    asked the network to track any of them: what a unit tracks, it tracks
+    because that helped to predict the next character.
+""")
 
 lesson.finish()
