@@ -35,12 +35,10 @@ class Linear(Module):
 class Embedding(Module):
     """A table of num_embeddings vectors; `embed(ids)` looks rows up.
 
-    ids is an integer array of any shape (...), each id in
-    0..num_embeddings-1 (a negative id is an error, not a count from the
-    end), and the result has shape (..., embedding_dim). A repeated id adds
-    up its gradients (the lookup is getitem, whose backward scatters with
-    np.add.at). With padding_idx, that row starts at zero, its lookups give
-    zero and it never gets a gradient.
+    ids is an integer array of any shape (...) and the result has shape
+    (..., embedding_dim). A repeated id adds up its gradients (the lookup is
+    getitem, whose backward scatters with np.add.at). With padding_idx, that
+    row starts at zero, its lookups give zero and it never gets a gradient.
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
