@@ -4,9 +4,11 @@
     assert_quick_run_passed(report, tmp_path, {"heldout_bpc_rnn", ...}, files=["samples.txt"])
 
 A lesson runs in a fresh interpreter, as a learner runs it, and writes its
-metrics.json (see microseq.lesson) into the --out folder.
+metrics.json (see microseq.lesson) into the --out folder. Every quick run's
+outcome sentences (its claims) are checked against the numbers they name.
 """
 import json
+import operator
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +29,38 @@ def run_quick(stem, out, *extra_args, timeout=300):
     """
     run = run_lesson(stem, "--quick", "--out", out, *extra_args, timeout=timeout)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    return run, json.loads((Path(out) / "metrics.json").read_text())
+    report = json.loads((Path(out) / "metrics.json").read_text())
+    assert_claims_hold(report, run.stdout)
+    return run, report
+
+
+COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def assert_claims_hold(report, stdout):
+    """Every claim the run recorded says what its own numbers show: its
+    condition, evaluated here afresh on the recorded numbers, picks the
+    phrasing that was printed (`short` only in a quick run that missed it),
+    and that sentence, filled in with those numbers, is in the output. A
+    number named like one of the run's metrics has that metric's value."""
+    printed = " ".join(stdout.split())
+    metrics = {m["name"]: m["value"] for m in report["metrics"]}
+    for claim in report["claims"]:
+        numbers = {k: float(v) for k, v in claim["numbers"].items()}
+        holds = all(COMPARE[op](*(numbers[t] if t in numbers else float(t) for t in (a, b)))
+                    for a, op, b in (term.split() for term in claim["condition"].split(" and ")))
+        assert holds == claim["holds"], claim
+        if holds:
+            phrasing = claim["yes"]
+        elif report["quick"] and claim["short"]:
+            phrasing = claim["short"]
+        else:
+            phrasing = claim["no"]
+        said = " ".join(phrasing.format(**numbers).split())
+        assert said == claim["said"] and said in printed, (claim, said)
+        for name, value in numbers.items():
+            if name in metrics:
+                assert value == metrics[name], (claim, name, metrics[name])
 
 
 def assert_quick_run_passed(report, out, metrics, files=(), exactly=True):
