@@ -34,6 +34,15 @@ def run_quick(stem, out, *extra_args, timeout=300):
     return run, report
 
 
+def ask(lesson, *args):
+    """`python -m microseq.ask lesson *args` (what `make ask-N` runs): the
+    CompletedProcess, which must have exited 0."""
+    run = subprocess.run([sys.executable, "-m", "microseq.ask", str(lesson), *map(str, args)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
 COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
@@ -63,10 +72,12 @@ def assert_claims_hold(report, stdout):
                 assert value == metrics[name], (claim, name, metrics[name])
 
 
-def assert_quick_run_passed(report, out, metrics, files=(), exactly=True):
+def assert_quick_run_passed(report, out, metrics, files=(), exactly=True, claims=0):
     """The report names these metrics (exactly these, or at least these when
-    not `exactly`) and every metric met its threshold; each of `files` is in
-    `out` and not empty; every file the report lists exists."""
+    not `exactly`) and every metric met its threshold; it made at least
+    `claims` outcome claims; each of `files` is in `out` and not empty;
+    every file the report lists exists."""
+    assert len(report["claims"]) >= claims, report["claims"]
     names = {m["name"] for m in report["metrics"]}
     if exactly:
         assert names == set(metrics), names
