@@ -209,10 +209,7 @@ lesson.say(f"""
         beat the {names[best]} after {steps} steps. Its state can summarise
         everything it has read, where a count model sees only n-1 characters
         back, but it has not yet learned to use more context than the
-        {names[best]} does.""",
-    short=f"""This quick run is too short for the RNN to beat the {names[best]}
-        ({{rnn:.3f}} against {{best:.3f}}); the full run beats every count
-        model."""))
+        {names[best]} does."""))
 lesson.metric("heldout_bpc_rnn", rnn_bpc, threshold=2.55 if quick else 2.3,
               higher_is_better=False)
 lesson.metric("rnn_bpc_minus_3gram_bpc", rnn_bpc - trigram_bpc, threshold=0.0,
@@ -309,10 +306,7 @@ lesson.say(lesson.claim(
     "strongest >= 0.5 and weakest < 0.5", strongest=max(strengths), weakest=min(strengths),
     yes="""Some units follow their feature closely (|r| up to {strongest:.2f}),
         others only loosely (down to {weakest:.2f}).""",
-    no="""The correlations range from {weakest:.2f} to {strongest:.2f}.""",
-    short="""After this quick run the correlations range from {weakest:.2f} to
-        {strongest:.2f}; units follow their features more closely after the
-        full run."""), """
+    no="""The correlations range from {weakest:.2f} to {strongest:.2f}."""), """
     Nothing asked the network to track any of them: what a unit tracks, it
     tracks because that helped to predict the next character.
 """)

@@ -26,6 +26,10 @@ module keeps the plumbing out of it:
     lesson.record("train_seconds", seconds)        # information only, never judged
     lesson.finish()                                # metrics.json; exit 1 if a metric missed
 
+A sentence that reports or compares an outcome is always a claim: its
+phrasing is chosen by this run's numbers, never written in advance, and the
+claim is recorded in metrics.json for the tests to check.
+
 Every lesson takes --quick (seconds, what the tests run), --seed (default 0)
 and --out DIR (default runs/lesson-N/), plus its own `arguments`, each given
 as {flag: argparse keyword arguments}; they are read in `lesson.args`.
