@@ -244,7 +244,11 @@ def _holds(condition, numbers):
                              f"{sorted(numbers)}") from None
 
     for term in condition.split(" and "):
-        left, op, right = term.split()
+        parts = term.split()
+        if len(parts) != 3:
+            raise ValueError(f"claim {condition!r}: write each term as 'left op right', "
+                             f"spaced, not {term!r}")
+        left, op, right = parts
         if op not in _COMPARE:
             raise ValueError(f"claim {condition!r}: {op!r} is not one of {' '.join(_COMPARE)}")
         if not _COMPARE[op](value(left), value(right)):

@@ -43,6 +43,8 @@ def test_claim_names_a_bad_condition(tmp_path):
         run.claim("x > z", x=1.0, yes="", no="")
     with pytest.raises(ValueError, match="'=>' is not one of"):
         run.claim("x => 1", x=1.0, yes="", no="")
+    with pytest.raises(ValueError, match="'left op right', spaced"):
+        run.claim("x>1", x=1.0, yes="", no="")
 
 
 def test_claims_and_records_go_into_metrics_json_and_check_out(tmp_path, capsys):
