@@ -212,14 +212,15 @@ rows = [(questions[test_idx[i]], truth[i], guesses[i], verdict)
 lesson.say(f"Answers of the {BEST} model to a few test questions:\n\n" + "\n".join(
     f"        {q:>8} = {a:<5} model says {g:<5} {verdict}" for q, a, g, verdict in rows))
 if wrong:
-    near = np.mean([guesses[i].isdigit() and abs(int(guesses[i]) - int(truth[i])) < 100
-                    for i in wrong])
+    # A slip: the right number of digits, and only one of them wrong.
+    slip = np.mean([len(guesses[i]) == len(truth[i])
+                    and sum(g != t for g, t in zip(guesses[i], truth[i])) == 1 for i in wrong])
     lesson.say(f"It gets {len(wrong)} of {len(test_idx):,} wrong. " + lesson.claim(
-        "near > 0.5", near=near,
-        yes="""{near:.0%} of those are off by less than 100: the model knows how big
-            the sum is and slips on a digit or a carry.""",
-        no="""Only {near:.0%} of those are off by less than 100: the model has not yet
-            learned how big the sum is, let alone every digit."""))
+        "slip >= 0.5", slip=slip,
+        yes="""{slip:.0%} of those differ from the true sum in a single digit: the model
+            knows how big the sum is and slips on a digit or a carry.""",
+        no="""Only {slip:.0%} of those differ from the true sum in a single digit: most
+            of its mistakes are more than a slip."""))
 (lesson.path("examples.tsv")).write_text("question\tanswer\tmodel\n" + "".join(
     f"{questions[test_idx[i]]}\t{truth[i]}\t{guesses[i]}\n" for i in right[:6] + wrong[:6]))
 lesson.register(lesson.path("examples.tsv"))
@@ -323,7 +324,7 @@ if not quick:  # a few seconds of training are too few to rank the variants reli
     lesson.metric("reversed_minus_plain_mean_exact_match",
                   mean["reversed"] - mean["plain"], threshold=0.05)
     lesson.metric("peeky_reversed_minus_reversed_mean_exact_match",
-                  mean[BEST] - mean["reversed"], threshold=0.05)
+                  mean[BEST] - mean["reversed"], threshold=0.02)
 for name in VARIANTS:
     lesson.record(f"{name.replace(' + ', '_').replace(' ', '_')}_train_seconds", seconds[name])
 
