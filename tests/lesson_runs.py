@@ -43,6 +43,21 @@ def ask(lesson, *args):
     return run
 
 
+def assert_answers_as_in_run(out, lesson):
+    """The model the run saved in `out`, asked the questions of its
+    examples.tsv as typed, answers as it did in the run, in Python and
+    through `python -m microseq.ask`. Returns the loaded model."""
+    from microseq import models
+
+    asked = [line.split("\t") for line in (Path(out) / "examples.tsv").read_text().splitlines()]
+    assert asked[0] == ["question", "answer", "model"] and len(asked) > 1
+    questions, said = [q for q, _, _ in asked[1:]], [m for _, _, m in asked[1:]]
+    model = models.load(out)
+    assert model.answer(questions) == said
+    assert ask(lesson, questions[0], "--model", out).stdout == f"{questions[0]} -> {said[0]}\n"
+    return model
+
+
 COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 

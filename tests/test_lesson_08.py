@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lesson_runs import ask, assert_quick_run_passed, run_quick
+from lesson_runs import assert_answers_as_in_run, assert_quick_run_passed, run_quick
 
 import microseq as ms
-from microseq import models
 from microseq.data import PAD, DataError, encode_seq2seq, seq2seq_vocab
 from microseq.models.seq2seq import Seq2Seq, cosine_decay, cut_at_pad, exact_match
 from microseq.reference import peeky_loss_and_grads
@@ -32,13 +31,7 @@ def test_quick_run_and_its_saved_model(tmp_path):
         files=["accuracy.png", "examples.png", "by_length.png", "examples.tsv", "model.npz"],
         claims=4)
     assert report["info"]["peeky_reversed_train_seconds"] > 0  # recorded, never judged
-    # The saved model, asked the test questions as typed, answers as it did in the run.
-    asked = [line.split("\t") for line in (tmp_path / "examples.tsv").read_text().splitlines()]
-    assert asked[0] == ["question", "answer", "model"] and len(asked) > 1
-    questions, said = [q for q, _, _ in asked[1:]], [m for _, _, m in asked[1:]]
-    model = models.load(tmp_path)
-    assert model.answer(questions) == said
-    assert ask(8, questions[0], "--model", tmp_path).stdout == f"{questions[0]} -> {said[0]}\n"
+    model = assert_answers_as_in_run(tmp_path, 8)
     with pytest.raises(DataError, match="'x' is not in the vocabulary"):
         model.answer(["4x4"])
 
