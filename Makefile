@@ -31,6 +31,10 @@ lesson-%: $(STAMP)
 	if [ -z "$$f" ]; then echo "make lesson-N: there is no lesson $* (one of: $$numbers)" >&2; exit 2; fi; \
 	echo "$(PY) $$f $(ARGS)"; $(PY) $$f $(ARGS)
 
+# make ask-8 Q="4+4": ask the model lesson N saved in runs/lesson-N/
+ask-%: $(STAMP)
+	@$(PY) -m microseq.ask $* "$$Q"
+
 lessons: $(STAMP)
 	@set -e; for f in lessons/[0-9][0-9]_*.py; do echo "== $$f"; $(PY) $$f $(ARGS); done
 

@@ -221,8 +221,13 @@ for kind in KINDS:
                                              desc=f"{NAMES[kind]}, planted")
     planted[kind] = model
     purity = class_purity(model.vectors, class_ids, classes, k=5)
-    lesson.say(f"{NAMES[kind]}: {len(history)} steps in {seconds:.1f} s; "
-               f"fraction of the 5 nearest neighbours in the word's own class: {purity:.3f}")
+    key = f"planted_{kind}_neighbour_purity"
+    lesson.say(f"{NAMES[kind]}: {len(history)} steps in {seconds:.1f} s; " + lesson.claim(
+        f"{key} >= 0.9", **{key: purity},
+        yes=f"""the nearest neighbours are classmates, as they should be: {{{key}:.3f}}
+            of the 5 nearest are in the word's own class.""",
+        no=f"""only {{{key}:.3f}} of the 5 nearest neighbours are in the word's own
+            class: the planted classes are not found yet."""))
     lesson.metric(f"planted_{kind}_neighbour_purity", purity, threshold=0.9)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
@@ -305,12 +310,25 @@ if pairs:
     best = np.min([ranks[kind][half] for kind in KINDS for half in (slice(n), slice(n, None))],
                   axis=0)
     misses = [f"{x}/{y}" for (x, y), r in zip(pairs, best, strict=True) if r > 50]
-    lesson.say(f"""
-        Most partners land within the first few places. Pairs that no model
-        puts in the top 50 in either direction: {', '.join(misses) or 'none'}.
-        Related in meaning, such words can still seldom appear in the same
-        kind of sentence in this text, or be rare enough that their vectors
-        are still noisy: the vectors know only the company a word keeps.
+    medians = {f"{kind}_median_partner_rank": float(np.median(ranks[kind])) for kind in KINDS}
+    lesson.say(lesson.claim(
+        "cbow_median_partner_rank <= 5 and skipgram_median_partner_rank <= 5", **medians,
+        yes="""Most partners land within the first few places (median rank
+            {cbow_median_partner_rank:g} for CBOW, {skipgram_median_partner_rank:g}
+            for skip-gram).""",
+        no="""Half the partners land further down than the first few places: the
+            median rank is {cbow_median_partner_rank:g} for CBOW and
+            {skipgram_median_partner_rank:g} for skip-gram, still far above
+            chance.""",
+        short="""This quick run is too short for most partners to land within the
+            first few places (median rank {cbow_median_partner_rank:g} for CBOW,
+            {skipgram_median_partner_rank:g} for skip-gram, still far above
+            chance); the full run gets them there."""), f"""
+        Pairs that no model puts in the top 50 in either direction:
+        {', '.join(misses) or 'none'}. Related in meaning, such words can still
+        seldom appear in the same kind of sentence in this text, or be rare
+        enough that their vectors are still noisy: the vectors know only the
+        company a word keeps.
         """)
 else:
     lesson.say("None of the related pairs occur in this text, so there is no rank to report.")

@@ -25,6 +25,7 @@ class CharVocab:
         specials = list(specials)
         if any(len(s) != 1 for s in specials) or len(set(specials)) != len(specials):
             raise DataError(f"specials must be distinct single characters, got {specials!r}")
+        self.specials = specials
         self.itos = specials + sorted(set(text) - set(specials))
         self.stoi = {ch: i for i, ch in enumerate(self.itos)}
 
