@@ -1,6 +1,6 @@
 """One training step of lesson 8's peeky seq2seq, autograd against hand-written numpy.
 
-The workload: 3-digit addition questions, reversed (batch 128, 7 input and 4
+The workload: addition questions of up to 3 digits, reversed (batch 128, 7 input and 4
 output characters), embedding 16, hidden 128, peeky decoder; forward,
 cross-entropy, backward, gradient clipping and an Adam update. The reference
 computes the same loss and gradients by hand (the LSTM parts with

@@ -213,12 +213,21 @@ error = max(abs(a - n) for a, n in zip(autograd_scalar(rnn, [w_x, w_h, b_h]),
                                        numerical_grad_scalar(rnn, [w_x, w_h, b_h]), strict=True))
 max_error = max(max_error, error)
 
+factors = [w_h.data * (1 - h.data ** 2) for _, _, h in steps_seen[1:]]
+reaching = {f"g{t}": abs(h.grad) for t, (_, _, h) in enumerate(steps_seen, 1)}
 lesson.say("""
-    The gradient reaching step t is multiplied by w_h * (1 - h_t^2) on its
-    way back from each later step, a factor below 1 here, so earlier steps
-    receive less: the seed of the vanishing gradient. And because w_h is
-    shared, its gradient is the sum of one contribution per step,
-    dL/da_t * h_(t-1), where a_t is the pre-activation:
+    The gradient reaching step t is multiplied by w_h * (1 - h_(t+1)^2) on its
+    way back from the step after it.
+    """ + lesson.claim(
+    "factor < 1 and g1 < g2 and g2 < g3", factor=max(factors), **reaching,
+    yes="""That factor is below 1 here (at most {factor:.3f}), so earlier steps
+        receive less: |dL/dh_t| is {g3:.4f}, {g2:.4f}, {g1:.4f} for t = 3, 2, 1,
+        the seed of the vanishing gradient.""",
+    no="""Here that factor reaches {factor:.3f}, and |dL/dh_t| is {g3:.4f},
+        {g2:.4f}, {g1:.4f} for t = 3, 2, 1: the gradient does not fade
+        steadily."""), """
+    And because w_h is shared, its gradient is the sum of one contribution
+    per step, dL/da_t * h_(t-1), where a_t is the pre-activation:
 """)
 print("\n    step   dL/dh_t   dL/da_t * h_(t-1)")
 for t, (h_prev, a, h) in enumerate(steps_seen, 1):

@@ -188,12 +188,14 @@ with ms.no_grad():
     m2o_acc = m2o_accuracy(m2o)["accuracy"]
     wrong = m2o(x_test).data.argmax(-1) != y_test
 totals = digits[m2o_train:].sum(axis=1)
-lesson.say(f"""
-    Test accuracy on {m2o_test} new sequences: {m2o_acc:.1%}. The mistakes sit
-    where the question is hardest: the {int(wrong.sum())} wrong answers have
-    sums of average size {np.abs(totals[wrong]).mean() if wrong.any() else 0:.1f}, against
-    {np.abs(totals).mean():.1f} over all test sequences.
-    """)
+lesson.say(f"Test accuracy on {m2o_test} new sequences: {m2o_acc:.1%}. " + (lesson.claim(
+    "wrong < overall", wrong=np.abs(totals[wrong]).mean(), overall=np.abs(totals).mean(),
+    yes=f"""The mistakes sit where the question is hardest: the {int(wrong.sum())} wrong
+        answers have sums of average size {{wrong:.1f}}, against {{overall:.1f}} over
+        all test sequences.""",
+    no=f"""The {int(wrong.sum())} wrong answers do not sit only near zero: their sums
+        have an average size of {{wrong:.1f}}, against {{overall:.1f}} over all test
+        sequences.""") if wrong.any() else "Not one answer is wrong."))
 lesson.metric("many_to_one_accuracy", m2o_acc, threshold=0.9 if quick else 0.95)
 
 
@@ -426,11 +428,16 @@ lesson.say("Numbers the model never saw, written out on its own:\n\n" + "\n".joi
            f"Exact-sequence accuracy on the {len(o2m_test)} unseen numbers: {o2m_exact:.1%}.")
 n_wrong, small = int(np.sum(~right)), int(np.sum(~right & (o2m_test < 100)))
 if n_wrong:
-    lesson.say(f"""
-        {"All" if small == n_wrong else f"{small} of the"} {n_wrong} wrong answers are numbers
-        below 100: they follow a pattern of their own (no "hundred") and are
-        only a tenth of the training set.
-        """)
+    lesson.say(lesson.claim(
+        "wrong_small > test_small", wrong_small=small / n_wrong,
+        test_small=np.mean(o2m_test < 100),
+        yes=f"""{"All" if small == n_wrong else f"{small} of the"} {n_wrong} wrong answers are
+            numbers below 100 ({{wrong_small:.0%}} of the mistakes, against
+            {{test_small:.0%}} of the test): they follow a pattern of their own (no
+            "hundred") and are only a tenth of the training set.""",
+        no=f"""{small} of the {n_wrong} wrong answers are numbers below 100, no more
+            than their share of the test ({{test_small:.0%}}): the mistakes are
+            spread over all sizes."""))
 lesson.metric("one_to_many_exact_accuracy", o2m_exact, threshold=0.75 if quick else 0.90)
 
 

@@ -10,13 +10,15 @@
     .venv/bin/python lessons/03_char_lm.py [--quick] [--seed S] [--out DIR] [--text FILE]
 """
 import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 import microseq as ms
-from microseq.data import BPTTBatcher, CharVocab, DataError, load_text
+from microseq.data import BPTTBatcher, CharVocab, load_text
 from microseq.lesson import Lesson
+from microseq.models import save
 from microseq.models.char_lm import CharLM, truncated_bptt
 from microseq.models.ngram import fit_add_k
 from microseq.optim import Adam
@@ -28,10 +30,11 @@ lesson = Lesson(3, "A character-level language model",
                                                "pydoc help texts")})
 quick = lesson.quick
 ms.manual_seed(lesson.seed)
-try:   # read the corpus first, so that a bad --text fails at once
-    text = load_text(lesson.args.text)
-except DataError as e:
-    sys.exit(f"lesson 3: {e}")
+batch, seq_len, hidden, steps, eval_every = ((32, 32, 128, 300, 100) if quick
+                                             else (64, 64, 256, 900, 100))
+# Read the corpus first, so that a bad --text fails at once: the RNN trains on
+# the first 90 %, which must fill at least one window of batch x seq_len steps.
+text = load_text(lesson.args.text, min_chars=(batch * seq_len + 1) * 10 // 9 + 1)
 
 # ================================================================== the toy
 lesson.section("The toy: hell -> ello")
@@ -126,23 +129,26 @@ for order in lesson.progress(orders, "n-gram counts"):
 names = {1: "unigram", 2: "bigram", 3: "3-gram", 4: "4-gram", 5: "5-gram"}
 table = "\n".join(f"        {names[n]:<10}{bpc:7.3f}   (k = {k:g})"
                   for n, (bpc, k) in ngram_bpc.items())
+unigram_bpc, trigram_bpc = ngram_bpc[1][0], ngram_bpc[3][0]
+best = min(ngram_bpc, key=lambda n: ngram_bpc[n][0])
 lesson.say(f"""
     Held-out bits per character:
 
 {table}
-
-    Longer contexts help while the counts still cover them; beyond that,
-    most contexts in new text were rarely or never seen and the smoothing
-    takes over. The 3-gram is the baseline the RNN has to beat.
-""")
-unigram_bpc, trigram_bpc = ngram_bpc[1][0], ngram_bpc[3][0]
+""", lesson.claim(
+    "best < 5", best=best, five=ngram_bpc[5][0],
+    yes=f"""Longer contexts help while the counts still cover them, up to the
+        {names[best]}; beyond that, most contexts in new text were rarely or never
+        seen and the smoothing takes over.""",
+    no="""Every longer context helps here, up to the 5-gram ({five:.3f}): this
+        text is long enough for the counts to cover even 4 characters of
+        context."""), "The 3-gram is the baseline the RNN has to beat.")
 
 # ================================================================== training
 lesson.section("Training the RNN with truncated BPTT")
-batch, seq_len, hidden, steps, eval_every = ((32, 32, 128, 300, 100) if quick
-                                             else (64, 64, 256, 900, 100))
 lr, clip = (1e-2, 1.0) if quick else (3e-3, 1.0)
-model = CharLM(len(vocab), hidden_size=hidden, embed_size=32)
+CONFIG = dict(vocab_size=len(vocab), hidden_size=hidden, embed_size=32)
+model = CharLM(**CONFIG)
 batcher = BPTTBatcher(train_ids, batch, seq_len)
 lesson.say(f"""
     The model: each character id is looked up in an embedding table (32
@@ -179,7 +185,6 @@ ax.plot(history.steps[19:], smooth, label="training windows (bits/char, running 
 ax.plot(*history.metric("bpc"), "o-", label="held-out text")
 ax.axhline(unigram_bpc, color="grey", ls=":", label=f"unigram {unigram_bpc:.2f}")
 ax.axhline(trigram_bpc, color="grey", ls="--", label=f"3-gram {trigram_bpc:.2f}")
-best = min(ngram_bpc, key=lambda n: ngram_bpc[n][0])
 if best != 3:
     ax.axhline(ngram_bpc[best][0], color="grey", ls="-.",
                label=f"{names[best]} (best count model) {ngram_bpc[best][0]:.2f}")
@@ -188,14 +193,22 @@ ax.set(xlabel="training step", ylabel="bits per character",
 ax.legend()
 lesson.savefig(fig, "learning_curve")
 
+scores = dict(rnn=rnn_bpc, trigram=trigram_bpc, best=ngram_bpc[best][0])
 lesson.say(f"""
     Held-out bits per character after {steps} steps: {rnn_bpc:.3f}, against
     {trigram_bpc:.3f} for the 3-gram and {unigram_bpc:.3f} for the unigram
     (the best count model, the {names[best]}, scores {ngram_bpc[best][0]:.3f}).
-    A count model can only ever look n-1 characters back; the RNN's state
-    summarises everything it has read, so it can know it is inside a word,
-    a quotation or an indented block of code.
-""")
+""", lesson.claim(
+    "rnn < best", **scores,
+    yes="""The RNN beats every count model. A count model can only ever look n-1
+        characters back; the RNN's state summarises everything it has read, so
+        it can know it is inside a word, a quotation or an indented block of
+        code.""",
+    no=f"""The RNN {'beats the 3-gram but ' if rnn_bpc < trigram_bpc else ''}does not
+        beat the {names[best]} after {steps} steps. Its state can summarise
+        everything it has read, where a count model sees only n-1 characters
+        back, but it has not yet learned to use more context than the
+        {names[best]} does."""))
 lesson.metric("heldout_bpc_rnn", rnn_bpc, threshold=2.55 if quick else 2.3,
               higher_is_better=False)
 lesson.metric("rnn_bpc_minus_3gram_bpc", rnn_bpc - trigram_bpc, threshold=0.0,
@@ -269,6 +282,11 @@ for name, feature in features(vocab.decode(stretch)).items():
     found.append((name, unit, float(r[unit])))
     print(f"    {name:<16} unit {unit:4d}   r = {r[unit]:+.2f}")
 
+if not found:  # a text without letters, quotes, brackets or indentation
+    print("    this text shows none of these features: there is no unit to draw")
+    lesson.finish()
+    sys.exit()
+
 # a passage with quotes and brackets in it, if the held-out text has one
 test_text = vocab.decode(test_ids)
 width = 90
@@ -287,10 +305,24 @@ for ax, (name, unit, r) in zip(axes[:, 0], found, strict=True):
     ax.set_yticks([])
     ax.set_title(f"unit {unit}: r = {r:+.2f} with '{name}'", fontsize=9, loc="left")
 lesson.savefig(fig, "hidden_units")
-lesson.say("""
-    Some units follow their feature closely, others only loosely. Nothing
-    asked the network to track any of them: what a unit tracks, it tracks
-    because that helped to predict the next character.
+strengths = [abs(r) for _, _, r in found]
+lesson.say(lesson.claim(
+    "strongest >= 0.5 and weakest < 0.5", strongest=max(strengths), weakest=min(strengths),
+    yes="""Some units follow their feature closely (|r| up to {strongest:.2f}),
+        others only loosely (down to {weakest:.2f}).""",
+    no="""The correlations range from {weakest:.2f} to {strongest:.2f}."""), """
+    Nothing asked the network to track any of them: what a unit tracks, it
+    tracks because that helped to predict the next character.
 """)
 
+lesson.section("Ask it yourself")
+saved = save(lesson.out, model, CONFIG, vocab, length=length, temperature=0.7)
+lesson.register(saved)
+lesson.say(f"""
+    The model is saved in {saved}. Give it the start of a text and it
+    writes on (at temperature 0.7):
+
+        make ask-3 Q="def "                 (from the shell)
+        microseq.models.load("{Path(saved).parent}").answer(["The "])
+""")
 lesson.finish()

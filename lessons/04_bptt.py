@@ -161,15 +161,25 @@ lesson.say(f"""
     "prod ||J_t||" uses each Jacobian's spectral norm, the most it can
     stretch any vector: the bound. "RMS gain" is its root-mean-square
     singular value, what it does to a vector pointing nowhere in particular.
-    The RMS gain tracks the measurement closely at every radius.
-
+""", lesson.claim(
+    "gap <= 1.05", gap=max(max(m / g, g / m) for m, _, g in rates.values()),
+    yes="""The RMS gain tracks the measurement closely at every radius (within a
+        factor of {gap:.3f}).""",
+    no="""The RMS gain is only a rough guide to the measurement here (off by up to
+        a factor of {gap:.3f})."""), f"""
     At radius 0.5 the gradient reaching h_1 is about 0.5^{T - 1}: for learning
-    purposes, nothing. At 1.0 it decays slowly (tanh' < 1 takes a little at
-    each step). At 1.5 it grows as it travels back, though by much less than
-    1.5 per step: the state itself grows until tanh saturates, and a
-    saturated unit passes little gradient. The bound, which assumes the
-    steepest direction at every step, is loose there.
-""")
+    purposes, nothing.
+    """ + lesson.claim(
+    "slow < 1 and slow > 0.9 and fast > 1 and fast < 1.25 and loose > 1.1",
+    slow=rates[1.0][0], fast=rates[1.5][0], loose=rates[1.5][1] / rates[1.5][0],
+    yes="""At 1.0 it decays slowly ({slow:.4f} per step: tanh' < 1 takes a little
+        at each step). At 1.5 it grows as it travels back, though by much less
+        than 1.5 per step ({fast:.4f}): the state itself grows until tanh
+        saturates, and a saturated unit passes little gradient. The bound, which
+        assumes the steepest direction at every step, is loose there (a factor
+        of {loose:.2f} per step).""",
+    no="""At 1.0 it changes by {slow:.4f} per step, at 1.5 by {fast:.4f}, where the
+        bound is {loose:.2f} times the measured rate."""))
 
 measured, bound, _ = rates[0.5]
 factor = 1.1
@@ -177,9 +187,12 @@ lesson.say(f"""
     The check: at radius 0.5 the measured decay rate is {measured:.4f} per
     step and the product of Jacobian norms allows {bound:.4f}; they agree
     within a factor of {bound / measured:.4f} (stated tolerance: {factor}).
-    The bound is nearly reached because the states stay small, so tanh'
-    is close to 1 and W_hh alone sets the pace.
-""")
+    """ + lesson.claim(
+    "factor <= 1.1", factor=bound / measured,
+    yes="""The bound is nearly reached because the states stay small, so tanh' is
+        close to 1 and W_hh alone sets the pace.""",
+    no="""The bound is not nearly reached: the states grow large enough for tanh'
+        to fall well below 1."""))
 lesson.metric("decay_rate_rho0.5_factor_vs_jacobian_norms", max(bound / measured, measured / bound),
               threshold=factor, higher_is_better=False)
 lesson.metric("gradient_fade_rho0.5_g1_over_gT", results[0.5][0][0] / results[0.5][0][-1],
@@ -260,8 +273,10 @@ def final(losses):
 plain_end, clipped_end = final(plain_losses), final(clipped_losses)
 lesson.say(f"""
     Unclipped: the loss starts at {plain_losses[0]:.3f}; the gradient norm reaches
-    {np.nanmax(plain_norms):.3g} and the run is dead after {len(plain_losses)} of
-    {steps} steps (loss {plain_losses[-1]:.3g}).
+    {np.nanmax(plain_norms):.3g} and """ + lesson.claim(
+    "steps_run < steps", steps_run=len(plain_losses), steps=steps, last=plain_losses[-1],
+    yes="the run is dead after {steps_run:.0f} of {steps:.0f} steps (loss {last:.3g}).",
+    no="the run survives all {steps:.0f} steps (last loss {last:.3g}).") + f"""
     Clipped: from the same start, {clipped_losses[0]:.3f} -> {clipped_end:.3f}
     (mean of the last 20 steps); its raw gradient norm peaked at
     {clipped_norms.max():.3g}, but no step was longer than lr x {clip}.
@@ -362,15 +377,26 @@ for r in compare_radii:
         g, h, _, rms = runs[r]
         print(f"    {r:6.1f}   {name:<12} {g[0] / g[-1]:12.3g}  {h.max():12.3g}"
               f"  {per_step(rms):12.4f}")
-lesson.say(f"""
-    With roughly half of its units off at any time, the ReLU recurrence
-    passes a gradient at about radius x sqrt(1/2) per step: it fades even at
-    radius 1.0. But at radius 3.0 its state grows by a factor
-    {relu_runs[3.0][1].max() / relu_runs[3.0][1][0]:.2g} over the sequence while tanh's
-    stays below sqrt(H) = {np.sqrt(H):.1f}, and its gradient grows without
-    the brake that tanh saturation provides. Either way, a plain RNN's
-    gradient is a product of T Jacobians, and such products rarely stay near
-    1: the problem the LSTM and GRU of lessons 5 and 6 were built to solve.
+relu_growth = relu_runs[3.0][1].max() / relu_runs[3.0][1][0]
+lesson.say(lesson.claim(
+    "fade_at_1 < 1 and growth > 1 and grad_at_3 > tanh_at_3",
+    fade_at_1=relu_runs[1.0][0][0] / relu_runs[1.0][0][-1], growth=relu_growth,
+    grad_at_3=relu_runs[3.0][0][0] / relu_runs[3.0][0][-1],
+    tanh_at_3=tanh_runs[3.0][0][0] / tanh_runs[3.0][0][-1],
+    yes=f"""With roughly half of its units off at any time, the ReLU recurrence
+        passes a gradient at about radius x sqrt(1/2) per step: it fades even at
+        radius 1.0 (|g_1|/|g_T| = {{fade_at_1:.3g}}). But at radius 3.0 its state
+        grows by a factor {{growth:.2g}} over the sequence while tanh's stays
+        below sqrt(H) = {np.sqrt(H):.1f}, and its gradient grows without the brake
+        that tanh saturation provides ({{grad_at_3:.3g}} against tanh's
+        {{tanh_at_3:.3g}}).""",
+    no="""Here the ReLU recurrence does not behave as the rule of thumb says:
+        |g_1|/|g_T| is {fade_at_1:.3g} at radius 1.0, and at radius 3.0 its state
+        grows by {growth:.2g} and its gradient ratio is {grad_at_3:.3g}, against
+        tanh's {tanh_at_3:.3g}."""), """
+    Either way, a plain RNN's gradient is a product of T Jacobians, and such
+    products rarely stay near 1: the problem the LSTM and GRU of lessons 5
+    and 6 were built to solve.
 """)
 
 fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)

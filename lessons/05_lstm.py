@@ -240,14 +240,22 @@ lesson.say(f"""
     Test mean squared error after {steps} steps:
 
 {rows}
-
-    The RNN never leaves the neighbourhood of the baseline: it has learned
-    to answer about 1.0, which needs no memory at all. The LSTM sits on
-    the same plateau at first, while nothing in its weights links the marks
-    to the answer yet; by step {escape} it has found them (error below half
-    the baseline) and from there its error falls by orders of magnitude
-    (adding_problem.png).
-""")
+""", lesson.claim(
+    "rnn_test_mse_over_baseline >= 0.75", rnn_test_mse_over_baseline=share["rnn"],
+    yes="""The RNN never leaves the neighbourhood of the baseline: it has learned
+        to answer about 1.0, which needs no memory at all.""",
+    no="""The RNN gets below the baseline here ({rnn_test_mse_over_baseline:.0%}
+        of it): with this seed it has found some of the marks."""), lesson.claim(
+    "escape < steps and lstm_test_mse < 0.02", escape=escape, steps=steps,
+    lstm_test_mse=test_mse["lstm"], baseline=baseline,
+    yes="""The LSTM sits on the same plateau at first, while nothing in its weights
+        links the marks to the answer yet; by step {escape:.0f} it has found them
+        (error below half the baseline) and from there its error falls to
+        {lstm_test_mse:.4f}, a small fraction of the baseline's {baseline:.3f}
+        (adding_problem.png).""",
+    no="""The LSTM has not solved the task in {steps:.0f} steps: its error is
+        {lstm_test_mse:.4f} against the baseline's {baseline:.3f}
+        (adding_problem.png)."""))
 lesson.metric("lstm_test_mse", test_mse["lstm"], threshold=0.03 if quick else 0.01,
               higher_is_better=False)
 lesson.metric("rnn_test_mse_over_baseline", share["rnn"], threshold=0.75)
@@ -295,10 +303,18 @@ lesson.say(f"""
     slope of tanh, both small, so it shrinks geometrically: the early steps,
     where the first mark usually is, hear almost nothing from the loss, and
     training never starts. In the LSTM the cell's path back multiplies only
-    by the forget gate. After training, {reach(grad_after['lstm']):.0%} of the
-    gradient at the last step still reaches the first, {length - 1} steps back:
-    about 10^{orders:.0f} times as much as in the RNN (gradient_per_step.png).
-""")
+    by the forget gate.
+    """ + lesson.claim(
+    "lstm_over_rnn_gradient_reach_orders_of_magnitude >= 1",
+    lstm_over_rnn_gradient_reach_orders_of_magnitude=orders, share=reach(grad_after["lstm"]),
+    yes=f"""After training, {{share:.0%}} of the gradient at the last step still
+        reaches the first, {length - 1} steps back: about
+        10^{{lstm_over_rnn_gradient_reach_orders_of_magnitude:.1f}} times as much as
+        in the RNN (gradient_per_step.png).""",
+    no=f"""After training, {{share:.0%}} of the gradient at the last step reaches the
+        first, {length - 1} steps back: only
+        10^{{lstm_over_rnn_gradient_reach_orders_of_magnitude:.1f}} times as much as
+        in the RNN (gradient_per_step.png)."""))
 lesson.metric("lstm_over_rnn_gradient_reach_orders_of_magnitude", orders, threshold=1.0)
 
 # ================================================================== inside the LSTM
@@ -341,16 +357,25 @@ axes[-1].set(xlabel="step t")
 lesson.savefig(fig, "gates")
 marks = x_test[:500, :, 1].T.astype(bool)                # (T, B), like the gates
 gate_i, gate_f = inside["i"][..., units], inside["f"][..., units]
-lesson.say(f"""
-    Averaged over 500 test sequences, the input gate of these two units is
-    {gate_i[marks].mean():.2f} at a marked step and {gate_i[~marks].mean():.2f} elsewhere: it opens
-    wider when there is something to store, and the cell steps up or down
-    there. Their forget gate averages {gate_f.mean():.2f}, so a cell keeps most of
-    its content from one step to the next and the marked value is still in
-    it at the end, beside a slow drift that the output layer has learned
-    to discount. The cell state is the conveyor belt of the LSTM diagrams:
-    content rides on it with little change, and the gates decide what gets
-    on and off.
+lesson.say(lesson.claim(
+    "marked > unmarked", marked=gate_i[marks].mean(), unmarked=gate_i[~marks].mean(),
+    yes="""Averaged over 500 test sequences, the input gate of these two units is
+        {marked:.2f} at a marked step and {unmarked:.2f} elsewhere: it opens wider
+        when there is something to store, and the cell steps up or down
+        there.""",
+    no="""Averaged over 500 test sequences, the input gate of these two units is
+        {marked:.2f} at a marked step and {unmarked:.2f} elsewhere: it does not open
+        wider at the marks, so the marks reach the cell another way.""")
+    + " " + lesson.claim(
+    "forget > 0.5", forget=gate_f.mean(),
+    yes="""Their forget gate averages {forget:.2f}, so a cell keeps most of its
+        content from one step to the next and the marked value is still in it
+        at the end, beside a slow drift that the output layer has learned to
+        discount.""",
+    no="""Their forget gate averages only {forget:.2f}: a cell loses most of its
+        content from one step to the next."""), """
+    The cell state is the conveyor belt of the LSTM diagrams: content rides
+    on it with little change, and the gates decide what gets on and off.
 """)
 
 lesson.finish()

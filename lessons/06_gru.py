@@ -8,7 +8,6 @@
 
     .venv/bin/python lessons/06_gru.py [--quick] [--seed S] [--out DIR] [--text FILE]
 """
-import sys
 import time
 
 import matplotlib.pyplot as plt
@@ -17,7 +16,7 @@ import numpy as np
 import microseq as ms
 from microseq import nn
 from microseq import reference as ref
-from microseq.data import BPTTBatcher, CharVocab, DataError, adding_problem, load_text
+from microseq.data import BPTTBatcher, CharVocab, adding_problem, load_text
 from microseq.lesson import Lesson
 from microseq.models.char_lm import CharLM, truncated_bptt
 from microseq.models.long_range import SequenceRegressor, fit, mse
@@ -32,10 +31,10 @@ lesson = Lesson(6, "The GRU: two gates, one state",
 quick = lesson.quick
 ms.manual_seed(lesson.seed)
 rng = np.random.default_rng(lesson.seed)
-try:   # read the corpus first, so that a bad --text fails at once
-    text = load_text(lesson.args.text)
-except DataError as e:
-    sys.exit(f"lesson 6: {e}")
+lm_hidden, batch, seq_len, lm_steps = (64, 16, 32, 80) if quick else (128, 32, 32, 500)
+# Read the corpus first, so that a bad --text fails at once: the language models
+# train on the first 90 %, which must fill at least one window of batch x seq_len.
+text = load_text(lesson.args.text, min_chars=(batch * seq_len + 1) * 10 // 9 + 1)
 
 lesson.say("""
     The LSTM keeps two states, a hidden state h and a cell state c, and
@@ -260,16 +259,28 @@ r = np.array([np.corrcoef(states[:, k], running_sum.reshape(-1))[0, 1] for k in 
 units = np.argsort(-np.abs(r))[:2]
 marks = x_test[:500, :, 1].T.astype(bool)
 z = inside["z"][..., units]
-lesson.say(f"""
-    Both gated models solve it; the plain RNN does not move from the
-    baseline. Inside the trained GRU, the two hidden units that best follow
-    the running sum of the marked values (correlations {r[units[0]]:+.2f} and
-    {r[units[1]]:+.2f} over 500 test sequences) have an update gate z of
-    {z[~marks].mean():.2f} on average at unmarked steps: they copy themselves
-    forward almost unchanged. At the marked steps z falls to {z[marks].mean():.2f}
-    and the candidate, which carries the marked value, gets written in.
-    (right-hand panel of gru_comparison.png, on the first test sequence)
-""")
+solved = dict(gru_test_mse=test_mse["gru"], lstm_test_mse=test_mse["lstm"],
+              rnn_test_mse_over_baseline=test_mse["rnn"] / baseline, half=baseline / 2)
+lesson.say(lesson.claim(
+    "gru_test_mse < half and lstm_test_mse < half and rnn_test_mse_over_baseline >= 0.75",
+    **solved,
+    yes="Both gated models solve it; the plain RNN does not move from the baseline.",
+    no="""Not as expected: the GRU ends at {gru_test_mse:.4f}, the LSTM at
+        {lstm_test_mse:.4f} (half the baseline is {half:.3f}), the RNN at
+        {rnn_test_mse_over_baseline:.0%} of the baseline.""") + f"""
+    Inside the trained GRU, the two hidden units that best follow the running
+    sum of the marked values (correlations {r[units[0]]:+.2f} and {r[units[1]]:+.2f} over
+    500 test sequences) have an update gate z of {z[~marks].mean():.2f} on average at
+    unmarked steps and {z[marks].mean():.2f} at the marked ones.
+    """ + lesson.claim(
+    "unmarked >= 0.75 and marked < unmarked", unmarked=z[~marks].mean(),
+    marked=z[marks].mean(),
+    yes="""Between the marks they copy themselves forward almost unchanged; at a
+        mark z falls and the candidate, which carries the marked value, gets
+        written in.""",
+    no="""So z does not simply hold between the marks and open at them: these
+        units store the marked values some other way."""),
+    "(right-hand panel of gru_comparison.png, on the first test sequence)")
 example = x_test[0]
 t_axis = np.arange(1, length + 1)   # steps counted from 1
 for colour, k in zip(("C0", "C2"), units):
@@ -290,7 +301,6 @@ vocab = CharVocab(text)
 ids = vocab.encode(text)
 cut = int(0.9 * len(ids))
 train_ids, test_ids = ids[:cut], ids[cut:]
-lm_hidden, batch, seq_len, lm_steps = (64, 16, 32, 80) if quick else (128, 32, 32, 500)
 eval_rows = min(64, len(test_ids) - 1)
 scored = test_ids[1:1 + eval_rows * ((len(test_ids) - 1) // eval_rows)]
 trigram = fit_add_k(train_ids, len(vocab), order=3).bits_per_char(
@@ -344,33 +354,62 @@ lesson.metric("gru_heldout_bpc_minus_rnn", bpc["gru"] - bpc["rnn"], threshold=0.
 
 # ================================================================== the bill
 lesson.section("The bill")
-gru_at, lstm_at = solved_at(histories["gru"]), solved_at(histories["lstm"])
-pace = ("left the baseline sooner" if gru_at is not None and (lstm_at is None or gru_at < lstm_at)
-        else "left the baseline no sooner")
+never = steps + 1  # "never below half the baseline" counts as after the last step
+gru_at, lstm_at = solved_at(histories["gru"]) or never, solved_at(histories["lstm"]) or never
 gru_share = long_range["gru"].num_parameters() / long_range["lstm"].num_parameters()
-gated_lead = bpc["rnn"] - min(bpc["lstm"], bpc["gru"])
-lesson.say(f"""
+best_kind = min(kinds, key=bpc.get)
+text_scores = dict(rnn=bpc["rnn"], gated=min(bpc["lstm"], bpc["gru"]), best=bpc[best_kind],
+                   trigram=trigram)
+lesson.say("""
     For the same hidden size the three differ only in how many blocks of
     weights each step multiplies by: one for the RNN, three for the GRU,
     four for the LSTM, hence parameter counts in the ratio of about 1 : 3 : 4
     (the embedding and output layer they share blur it in the language
-    models). Time does not follow the arithmetic so closely. At these sizes
-    much of a step is the fixed cost of running many small operations, and
-    the GRU's step has a few more of them than the LSTM's: its reset gate
-    sits inside the candidate, so its hidden products are split off on their
-    own. Its step took {seconds['gru'] / seconds['lstm']:.0%} of the LSTM's time on the adding
-    problem and {lm_seconds['gru'] / lm_seconds['lstm']:.0%} on text, where the larger matrices make
-    the arithmetic count for more.
-
-    The RNN is by far the cheapest per step. On text, where most of what
-    predicts a character lies a few characters back, it learns, but the
-    better gated model is {gated_lead:.2f} bits per character ahead after
-    {lm_steps} steps. When what matters lies {length} steps back, it fails outright.
-    The GRU and the LSTM both carry information across those steps; the GRU
-    does it with {gru_share:.0%} of the LSTM's parameters, and on the adding problem
-    it {pace}. Neither wins everywhere, and both are in wide use: the GRU
-    is the smaller model, the LSTM's separate cell and output gate give it
-    room that some tasks use.
+    models).
+    """ + lesson.claim(
+    "adding > 0.85", adding=seconds["gru"] / seconds["lstm"],
+    text=lm_seconds["gru"] / lm_seconds["lstm"],
+    yes="""Time does not follow the arithmetic so closely. At these sizes much of
+        a step is the fixed cost of running many small operations, and the GRU's
+        step has a few more of them than the LSTM's: its reset gate sits inside
+        the candidate, so its hidden products are split off on their own. Its
+        step took {adding:.0%} of the LSTM's time on the adding problem and
+        {text:.0%} on text.""",
+    no="""Time roughly follows the arithmetic here: the GRU's step took
+        {adding:.0%} of the LSTM's time on the adding problem and {text:.0%} on
+        text."""), lesson.claim(
+    "rnn < 0.6", rnn=seconds["rnn"] / min(seconds["gru"], seconds["lstm"]),
+    yes="""The RNN is by far the cheapest per step ({rnn:.0%} of the quicker gated
+        model's time on the adding problem).""",
+    no="""The RNN's step is not much cheaper here ({rnn:.0%} of the quicker gated
+        model's time on the adding problem).""") + """
+    On text, where most of what predicts a character lies a few characters
+    back, it learns;
+    """ + lesson.claim(
+    "gated < rnn", **text_scores,
+    yes=f"""the better gated model is {{gated:.3f}} bits per character against the
+        RNN's {{rnn:.3f}} after {lm_steps} steps.""",
+    no=f"""after {lm_steps} steps it is even level with the gated models or ahead
+        ({{rnn:.3f}} bits per character against {{gated:.3f}}).""") + " " + lesson.claim(
+    "best < trigram", **text_scores,
+    yes=f"The best of the three, the {best_kind.upper()}, beats the 3-gram's {{trigram:.3f}}.",
+    no=f"""All three are still worse than the add-k 3-gram ({{trigram:.3f}}):
+        {lm_steps} steps are too few to overtake plain counting."""), """
+    """ + lesson.claim(
+    "rnn_test_mse_over_baseline >= 0.75", **solved,
+    yes=f"When what matters lies {length} steps back, the RNN fails outright.",
+    no=f"""When what matters lies {length} steps back, the RNN makes some headway
+        here ({{rnn_test_mse_over_baseline:.0%}} of the baseline).""") + " " + lesson.claim(
+    "gru_at < lstm_at", gru_at=gru_at, lstm_at=lstm_at,
+    yes=f"""The GRU and the LSTM both carry information across those steps; the
+        GRU does it with {gru_share:.0%} of the LSTM's parameters, and on the adding
+        problem it left the baseline sooner.""",
+    no=f"""The GRU and the LSTM both carry information across those steps; the
+        GRU does it with {gru_share:.0%} of the LSTM's parameters, and on the adding
+        problem it left the baseline no sooner."""), """
+    Neither wins everywhere, and both are in wide use: the GRU is the smaller
+    model, the LSTM's separate cell and output gate give it room that some
+    tasks use.
 """)
 
 lesson.finish()

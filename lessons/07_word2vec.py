@@ -76,6 +76,17 @@ EPOCHS = 1 if quick else 5
 MIN_STEPS = 50 if quick else 300  # so that a short --text still trains for a while
 LR = 0.01
 
+# Read the real text first, so that a bad --text fails before any training.
+source = lesson.args.text or "pydoc_data.topics and standard-library docstrings"
+text = load_text(source) if lesson.args.text else pydoc_topics() + "\n\n" + stdlib_docstrings()
+text_tokens = words(text)
+text_vocab = WordVocab(text_tokens, min_count=MIN_COUNT, unk=None)
+if len(text_vocab) < 2 * NEGATIVES or text_vocab.counts.sum() < 10 * WINDOW:
+    raise DataError(f"{source}: too few words to learn vectors from: {len(text_vocab)} distinct "
+                    f"words occur at least {MIN_COUNT} times ({text_vocab.counts.sum():,} "
+                    f"occurrences), and {2 * NEGATIVES} such words with {10 * WINDOW} occurrences "
+                    "are needed (give a longer file)")
+
 # ------------------------------------------------------------------ the idea
 lesson.section("Words from their neighbours")
 example = "a tuple is an immutable sequence of values".split()
@@ -210,8 +221,13 @@ for kind in KINDS:
                                              desc=f"{NAMES[kind]}, planted")
     planted[kind] = model
     purity = class_purity(model.vectors, class_ids, classes, k=5)
-    lesson.say(f"{NAMES[kind]}: {len(history)} steps in {seconds:.1f} s; "
-               f"fraction of the 5 nearest neighbours in the word's own class: {purity:.3f}")
+    key = f"planted_{kind}_neighbour_purity"
+    lesson.say(f"{NAMES[kind]}: {len(history)} steps in {seconds:.1f} s; " + lesson.claim(
+        f"{key} >= 0.9", **{key: purity},
+        yes=f"""the nearest neighbours are classmates, as they should be: {{{key}:.3f}}
+            of the 5 nearest are in the word's own class.""",
+        no=f"""only {{{key}:.3f}} of the 5 nearest neighbours are in the word's own
+            class: the planted classes are not found yet."""))
     lesson.metric(f"planted_{kind}_neighbour_purity", purity, threshold=0.9)
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
@@ -230,21 +246,8 @@ lesson.savefig(fig, "planted_pca")
 
 # --------------------------------------------------------------- real text
 lesson.section("Real text")
-if lesson.args.text:
-    source = lesson.args.text
-    try:
-        text = load_text(source)
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
-else:
-    source = "pydoc_data.topics and standard-library docstrings"
-    text = pydoc_topics() + "\n\n" + stdlib_docstrings()
-tokens = words(text)
-vocab = WordVocab(tokens, min_count=MIN_COUNT, unk=None)
+tokens, vocab = text_tokens, text_vocab
 ids = vocab.encode([w for w in tokens if w in vocab.stoi])
-if len(vocab) < 2 * NEGATIVES or len(ids) < 10 * WINDOW:
-    raise SystemExit(f"{source}: {len(ids)} tokens of {len(vocab)} words seen at least "
-                     f"{MIN_COUNT} times are too few to learn vectors from")
 pairs = [(a, b) for a, b in RELATED if a in vocab.stoi and b in vocab.stoi]
 a_ids = vocab.encode([a for a, _ in pairs] + [b for _, b in pairs])
 b_ids = vocab.encode([b for _, b in pairs] + [a for a, _ in pairs])
@@ -307,12 +310,25 @@ if pairs:
     best = np.min([ranks[kind][half] for kind in KINDS for half in (slice(n), slice(n, None))],
                   axis=0)
     misses = [f"{x}/{y}" for (x, y), r in zip(pairs, best, strict=True) if r > 50]
-    lesson.say(f"""
-        Most partners land within the first few places. Pairs that no model
-        puts in the top 50 in either direction: {', '.join(misses) or 'none'}.
-        Related in meaning, such words can still seldom appear in the same
-        kind of sentence in this text, or be rare enough that their vectors
-        are still noisy: the vectors know only the company a word keeps.
+    medians = {f"{kind}_median_partner_rank": float(np.median(ranks[kind])) for kind in KINDS}
+    lesson.say(lesson.claim(
+        "cbow_median_partner_rank <= 5 and skipgram_median_partner_rank <= 5", **medians,
+        yes="""Most partners land within the first few places (median rank
+            {cbow_median_partner_rank:g} for CBOW, {skipgram_median_partner_rank:g}
+            for skip-gram).""",
+        no="""Half the partners land further down than the first few places: the
+            median rank is {cbow_median_partner_rank:g} for CBOW and
+            {skipgram_median_partner_rank:g} for skip-gram, still far above
+            chance.""",
+        short="""This quick run is too short for most partners to land within the
+            first few places (median rank {cbow_median_partner_rank:g} for CBOW,
+            {skipgram_median_partner_rank:g} for skip-gram, still far above
+            chance); the full run gets them there."""), f"""
+        Pairs that no model puts in the top 50 in either direction:
+        {', '.join(misses) or 'none'}. Related in meaning, such words can still
+        seldom appear in the same kind of sentence in this text, or be rare
+        enough that their vectors are still noisy: the vectors know only the
+        company a word keeps.
         """)
 else:
     lesson.say("None of the related pairs occur in this text, so there is no rank to report.")

@@ -19,11 +19,24 @@ module keeps the plumbing out of it:
     lesson.savefig(fig, "loss")                    # -> <out>/loss.png
     lesson.draw(loss, "bptt", title="5 steps")     # -> <out>/bptt.svg and bptt.gv
     lesson.metric("accuracy", acc, threshold=0.8 if lesson.quick else 0.95)
+    lesson.say(lesson.claim("rnn < trigram", rnn=bpc, trigram=tri_bpc,  # an outcome sentence
+                            yes="The RNN beats the 3-gram: {rnn:.2f} against {trigram:.2f}.",
+                            no="The 3-gram still wins: {trigram:.2f} against {rnn:.2f}.",
+                            short="This quick run is too short for the RNN to pass the 3-gram."))
+    lesson.record("train_seconds", seconds)        # information only, never judged
     lesson.finish()                                # metrics.json; exit 1 if a metric missed
+
+A sentence that reports or compares an outcome is always a claim: its
+phrasing is chosen by this run's numbers, never written in advance, and the
+claim is recorded in metrics.json for the tests to check.
 
 Every lesson takes --quick (seconds, what the tests run), --seed (default 0)
 and --out DIR (default runs/lesson-N/), plus its own `arguments`, each given
 as {flag: argparse keyword arguments}; they are read in `lesson.args`.
+A mistake in them (a negative seed, an --out that is a file) ends the run at
+once with one line naming the flag; so does bad input the library names with
+its own exception (a DataError for a text file, a CheckpointError, a
+NonFiniteLossError): the message, without a traceback.
 """
 import argparse
 import inspect
@@ -41,6 +54,9 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from microseq import fast, graph
+from microseq.checkpoint import CheckpointError
+from microseq.data import DataError
+from microseq.train import NonFiniteLossError
 
 # Figures are written to files, never shown: no display needed.
 matplotlib.use("Agg")
@@ -57,10 +73,15 @@ class Lesson:
 
     def __init__(self, number, title, arguments=None, argv=None):
         parser = argparse.ArgumentParser(description=f"Lesson {number}: {title}")
+        # A mistake in the arguments, or bad input the library names, is one line.
+        parser.error = lambda message: parser.exit(
+            2, f"lesson {number}: {message} (--help lists the options)\n")
+        sys.excepthook = lambda *exception: _one_line(number, *exception)
         parser.add_argument("--quick", action="store_true",
                             help="a small run that takes seconds (what the tests run)")
-        parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        parser.add_argument("--out", type=Path, default=Path(f"runs/lesson-{number}"),
+        parser.add_argument("--seed", type=_seed, default=0,
+                            help="random seed, a whole number >= 0 (default 0)")
+        parser.add_argument("--out", type=_output_directory, default=f"runs/lesson-{number}",
                             help="where figures and metrics.json go (default runs/lesson-N/)")
         for flag, options in (arguments or {}).items():
             parser.add_argument(flag, **options)
@@ -73,7 +94,7 @@ class Lesson:
         self.number, self.title = number, title
         self.quick, self.seed, self.out = self.args.quick, self.args.seed, self.args.out
         self.out.mkdir(parents=True, exist_ok=True)
-        self.files, self.metrics = [], []
+        self.files, self.metrics, self.claims, self.info = [], [], [], {}
         self._start = time.perf_counter()
         size = "quick run" if self.quick else "full run"
         print(f"Lesson {number}: {title}  ({size}, seed {self.seed}, output in {self.out}/)")
@@ -169,12 +190,37 @@ class Lesson:
                              "higher_is_better": higher_is_better, "passed": bool(passed)})
         return passed
 
+    def claim(self, condition, yes, no, short=None, **numbers):
+        """The sentence that reports an outcome, chosen by what this run measured.
+
+        `condition` compares the named `numbers`: terms like "a > b" or
+        "ratio <= 1.1", joined by "and". The sentence is `yes` when it holds
+        and `no` when not; in a --quick run that misses it, `short` (if
+        given) says the run was too short to show it. Each phrasing is
+        formatted with the numbers. The claim goes into metrics.json, so a
+        test can check every sentence against the numbers it names.
+        """
+        holds = _holds(condition, numbers)
+        text = yes if holds else short if self.quick and short else no
+        said = " ".join(text.format(**numbers).split())
+        self.claims.append({"condition": condition, "numbers": numbers, "holds": holds,
+                            "said": said, "yes": yes, "no": no, "short": short})
+        return said
+
+    def record(self, name, value):
+        """Record a figure for information only (a wall time, say): never judged."""
+        self.info[name] = float(value)
+
     def finish(self):
         """Write metrics.json, list the files, judge every metric; exit 1 if one missed."""
         seconds = time.perf_counter() - self._start
         report = {"lesson": self.number, "title": self.title, "quick": self.quick,
                   "seed": self.seed, "seconds": round(seconds, 3),
                   "metrics": [{**m, "value": _json_number(m["value"])} for m in self.metrics],
+                  "info": {k: _json_number(v) for k, v in self.info.items()},
+                  "claims": [{**c, "numbers": {k: _json_number(float(v))
+                                               for k, v in c["numbers"].items()}}
+                             for c in self.claims],
                   "files": [str(p) for p in self.files]}
         metrics_file = self.path("metrics.json")
         metrics_file.write_text(json.dumps(report, indent=2) + "\n")
@@ -185,6 +231,8 @@ class Lesson:
         for p in self.files:
             print(f"  {p.relative_to(self.out) if p.is_relative_to(self.out) else p}")
         missed = [m for m in self.metrics if not m["passed"]]
+        for name, value in self.info.items():
+            print(f"  {name} = {value:.4g}  (information, no threshold)")
         for m in self.metrics:
             sign = ">=" if m["higher_is_better"] else "<="
             verdict = "met" if m["passed"] else "MISSED"
@@ -199,6 +247,72 @@ class Lesson:
               f"thresholds. [{seconds:.1f} s]")
 
 
+_COMPARE = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__}
+
+
+def _holds(condition, numbers):
+    """Whether every "left op right" term of `condition` (joined by "and")
+    holds; each side is the name of one of `numbers` or a plain number."""
+    def value(token):
+        if token in numbers:
+            return float(numbers[token])
+        try:
+            return float(token)
+        except ValueError:
+            raise ValueError(f"claim {condition!r}: {token!r} is neither a number nor one of "
+                             f"{sorted(numbers)}") from None
+
+    for term in condition.split(" and "):
+        parts = term.split()
+        if len(parts) != 3:
+            raise ValueError(f"claim {condition!r}: write each term as 'left op right', "
+                             f"spaced, not {term!r}")
+        left, op, right = parts
+        if op not in _COMPARE:
+            raise ValueError(f"claim {condition!r}: {op!r} is not one of {' '.join(_COMPARE)}")
+        if not _COMPARE[op](value(left), value(right)):
+            return False
+    return True
+
+
 def _json_number(x):
     # JSON has no NaN or infinity: write them as strings rather than invalid JSON
     return x if math.isfinite(x) else str(x)
+
+
+def _seed(text):
+    """argparse type of --seed: numpy's generators take whole numbers >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _output_directory(text):
+    """argparse type of --out: the directory, created, once a file could be written there."""
+    out = Path(text)
+    for parent in (out, *out.parents):
+        if parent.is_file():
+            raise argparse.ArgumentTypeError(
+                f"{parent} is a file, not a directory"
+                + ("" if parent == out else f", so {out} cannot be made"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").touch()
+        (out / ".write-test").unlink()
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot create or write to {out}: "
+                                         f"{e.strerror}") from None
+    return out
+
+
+# Bad input the library names (a file, a checkpoint, a diverged run) ends the
+# lesson with its message on one line; any other exception is a bug and keeps
+# its traceback.
+USER_ERRORS = (DataError, CheckpointError, NonFiniteLossError)
+
+
+def _one_line(number, kind, error, traceback):
+    if issubclass(kind, USER_ERRORS):
+        print(f"lesson {number}: {error}", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, error, traceback)

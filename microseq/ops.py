@@ -432,6 +432,72 @@ def masked_softmax(x, mask, axis=-1):
     return y, (lambda g: y * (g - np.sum(g * y, axis=axis, keepdims=True)), None)
 
 
+# --- convolution ------------------------------------------------------------
+# A 2-D convolution is a sliding dot product: every kernel-sized window of the
+# input (all channels) dotted with every filter. Copying the windows out as
+# the rows of one matrix ("im2col") makes the whole layer one matmul, and its
+# VJP two: the weight's gradient g^T cols, the windows' gradient g W, which
+# "col2im" adds back to the pixels each window was copied from. A strided
+# convolution also serves as the downsampling step (no pooling op needed).
+
+
+def _pair(n, name):
+    pair = (n, n) if isinstance(n, int) else tuple(n)
+    if len(pair) != 2 or not all(isinstance(k, int) for k in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {n!r}")
+    return pair
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """Cross-correlation of x (N, C, H, W) with weight (F, C, kh, kw), plus
+    bias (F,), as torch.nn.functional.conv2d: output (N, F, Ho, Wo) with
+    Ho = (H + 2 padding - kh) // stride + 1 (and Wo alike)."""
+    out = _conv2d(x, weight, stride=_pair(stride, "stride"), padding=_pair(padding, "padding"))
+    return out if bias is None else out + reshape(bias, (1, -1, 1, 1))
+
+
+@op
+def _conv2d(x, weight, stride=(1, 1), padding=(0, 0)):
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError("input must be (N, C, H, W) and weight (F, C, kh, kw)")
+    N, C, H, W = x.shape
+    F, C_w, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = stride, padding
+    if C != C_w:
+        raise ValueError(f"input has {C} channels, the weight expects {C_w}")
+    if min(sh, sw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"stride {stride} must be >= 1 and padding {padding} >= 0")
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"kernel ({kh}, {kw}) is larger than the padded input "
+                         f"({H + 2 * ph}, {W + 2 * pw})")
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    # windows[n, c, i, j, a, b] = padded[n, c, i*sh + a, j*sw + b]: a view, no copy yet
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, :(Ho - 1) * sh + 1:sh, :(Wo - 1) * sw + 1:sw]
+    # im2col: one column per output pixel (n, i, j), one row per (c, a, b) of the window
+    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * Ho * Wo)
+    filters = weight.reshape(F, C * kh * kw)
+    out = (filters @ cols).reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)
+
+    def rows_of(g):  # g (N, F, Ho, Wo) as (F, N * Ho * Wo), the layout of filters @ cols
+        return g.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)
+
+    def x_vjp(g):
+        g_cols = (filters.T @ rows_of(g)).reshape(C, kh, kw, N, Ho, Wo)
+        g_padded = np.zeros((C, N) + padded.shape[2:], g.dtype)
+        for a in range(kh):  # col2im: each window position adds back to its pixels
+            for b in range(kw):
+                g_padded[:, :, a:a + (Ho - 1) * sh + 1:sh, b:b + (Wo - 1) * sw + 1:sw] += \
+                    g_cols[:, a, b]
+        return g_padded[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+
+    def weight_vjp(g):
+        return (rows_of(g) @ cols.T).reshape(weight.shape)
+
+    return out, (x_vjp, weight_vjp)
+
+
 # --- Tensor methods and operators, so models read like numpy/PyTorch --------
 
 def _reflected(fn):

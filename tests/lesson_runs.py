@@ -4,9 +4,11 @@
     assert_quick_run_passed(report, tmp_path, {"heldout_bpc_rnn", ...}, files=["samples.txt"])
 
 A lesson runs in a fresh interpreter, as a learner runs it, and writes its
-metrics.json (see microseq.lesson) into the --out folder.
+metrics.json (see microseq.lesson) into the --out folder. Every quick run's
+outcome sentences (its claims) are checked against the numbers they name.
 """
 import json
+import operator
 import subprocess
 import sys
 from pathlib import Path
@@ -27,13 +29,70 @@ def run_quick(stem, out, *extra_args, timeout=300):
     """
     run = run_lesson(stem, "--quick", "--out", out, *extra_args, timeout=timeout)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    return run, json.loads((Path(out) / "metrics.json").read_text())
+    report = json.loads((Path(out) / "metrics.json").read_text())
+    assert_claims_hold(report, run.stdout)
+    return run, report
 
 
-def assert_quick_run_passed(report, out, metrics, files=(), exactly=True):
+def ask(lesson, *args):
+    """`python -m microseq.ask lesson *args` (what `make ask-N` runs): the
+    CompletedProcess, which must have exited 0."""
+    run = subprocess.run([sys.executable, "-m", "microseq.ask", str(lesson), *map(str, args)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+def assert_answers_as_in_run(out, lesson):
+    """The model the run saved in `out`, asked the questions of its
+    examples.tsv as typed, answers as it did in the run, in Python and
+    through `python -m microseq.ask`. Returns the loaded model."""
+    from microseq import models
+
+    asked = [line.split("\t") for line in (Path(out) / "examples.tsv").read_text().splitlines()]
+    assert asked[0] == ["question", "answer", "model"] and len(asked) > 1
+    questions, said = [q for q, _, _ in asked[1:]], [m for _, _, m in asked[1:]]
+    model = models.load(out)
+    assert model.answer(questions) == said
+    assert ask(lesson, questions[0], "--model", out).stdout == f"{questions[0]} -> {said[0]}\n"
+    return model
+
+
+COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def assert_claims_hold(report, stdout):
+    """Every claim the run recorded says what its own numbers show: its
+    condition, evaluated here afresh on the recorded numbers, picks the
+    phrasing that was printed (`short` only in a quick run that missed it),
+    and that sentence, filled in with those numbers, is in the output. A
+    number named like one of the run's metrics has that metric's value."""
+    printed = " ".join(stdout.split())
+    metrics = {m["name"]: m["value"] for m in report["metrics"]}
+    for claim in report["claims"]:
+        numbers = {k: float(v) for k, v in claim["numbers"].items()}
+        holds = all(COMPARE[op](*(numbers[t] if t in numbers else float(t) for t in (a, b)))
+                    for a, op, b in (term.split() for term in claim["condition"].split(" and ")))
+        assert holds == claim["holds"], claim
+        if holds:
+            phrasing = claim["yes"]
+        elif report["quick"] and claim["short"]:
+            phrasing = claim["short"]
+        else:
+            phrasing = claim["no"]
+        said = " ".join(phrasing.format(**numbers).split())
+        assert said == claim["said"] and said in printed, (claim, said)
+        for name, value in numbers.items():
+            if name in metrics:
+                assert value == metrics[name], (claim, name, metrics[name])
+
+
+def assert_quick_run_passed(report, out, metrics, files=(), exactly=True, claims=0):
     """The report names these metrics (exactly these, or at least these when
-    not `exactly`) and every metric met its threshold; each of `files` is in
-    `out` and not empty; every file the report lists exists."""
+    not `exactly`) and every metric met its threshold; it made at least
+    `claims` outcome claims; each of `files` is in `out` and not empty;
+    every file the report lists exists."""
+    assert len(report["claims"]) >= claims, report["claims"]
     names = {m["name"] for m in report["metrics"]}
     if exactly:
         assert names == set(metrics), names

@@ -26,6 +26,7 @@ from microseq.data import (
     WordVocab,
     adding_problem,
     addition,
+    date_layouts,
     ar_series,
     balanced_brackets,
     class_grammar_corpus,
@@ -37,6 +38,7 @@ from microseq.data import (
     leak_free_split,
     load_text,
     minibatches,
+    operand_lengths,
     pad_batch,
     pydoc_topics,
     running_sum_sign,
@@ -225,19 +227,26 @@ def test_minibatches_cover_every_example_once(n, batch_size, seed):
 
 def test_addition_answers_are_sums():
     questions, answers = addition(2000, seed=0)
-    assert len(set(questions)) == 2000
     for q, a in zip(questions, answers):
         x, y = q.split("+")
         assert 0 <= int(x) < 1000 and 0 <= int(y) < 1000
         assert int(a) == int(x) + int(y)
         assert str(int(x)) == x and str(int(y)) == y  # no leading zeros
+        assert operand_lengths(q) == (len(x), len(y))
 
 
-def test_addition_can_draw_every_problem_but_no_more():
-    questions, _ = addition(100, seed=1, max_digits=1)
-    assert sorted(questions) == sorted(f"{a}+{b}" for a in range(10) for b in range(10))
-    with pytest.raises(DataError):
-        addition(101, seed=1, max_digits=1)
+def test_addition_draws_operand_lengths_evenly():
+    n = 18_000
+    questions, _ = addition(n, seed=1)
+    shapes = Counter(operand_lengths(q) for q in questions)
+    assert set(shapes) == {(a, b) for a in (1, 2, 3) for b in (1, 2, 3)}
+    # each of the 9 shapes has probability 1/9: 2000 expected, sd about 42
+    assert all(abs(count - n / 9) < 6 * 42 for count in shapes.values()), shapes
+    # and within a length every value: all 100 one-digit-plus-one-digit problems
+    assert {q for q in questions if operand_lengths(q) == (1, 1)} == {
+        f"{a}+{b}" for a in range(10) for b in range(10)}
+    with pytest.raises(DataError, match="max_digits"):
+        addition(10, seed=1, max_digits=0)
 
 
 def test_leak_free_split_keeps_equal_questions_together():
@@ -291,8 +300,8 @@ def test_encode_seq2seq_rejects_reserved_symbols():
 
 # An independent reader for every format dates() claims to write. %y is
 # read by strptime as 1969..2068; the task's rule is 1950..2049.
-_STRPTIME_FORMATS = ("%B %d, %Y", "%A, %B %d, %Y", "%b %d, %Y", "%a %d %b %Y", "%d %B %Y",
-                     "%d %b %y", "%m/%d/%y", "%m/%d/%Y", "%d.%m.%Y")
+_STRPTIME_FORMATS = ("%B %d, %Y", "%A, %B %d, %Y", "%b %d, %Y", "%d %b %Y", "%a %d %b %Y",
+                     "%d %B %Y", "%d %b %y", "%m/%d/%y", "%m/%d/%Y", "%d.%m.%Y")
 
 
 def _read_date(text):
@@ -323,8 +332,23 @@ def test_dates_read_back_to_their_iso_targets():
         formats_seen |= {fmt for _, fmt in readings}
         letters = "".join(filter(str.isalpha, text))
         cases.add(letters.islower() and "lower" or letters.isupper() and "upper" or "mixed")
-    assert len(formats_seen) >= 8
+    assert len(formats_seen) == len(_STRPTIME_FORMATS)
     assert cases == {"lower", "upper", "mixed"}  # "mixed" includes the all-digit forms
+
+
+def test_dates_come_in_every_layout_and_case():
+    inputs, _, kinds = dates(3000, seed=1, with_layouts=True)
+    assert set(kinds) == set(date_layouts())
+    assert len(date_layouts()) == 5 * 3 + 3   # 5 layouts with names, 3 all-digit
+    for text, (_, case) in zip(inputs, kinds):
+        letters = "".join(filter(str.isalpha, text))
+        expected = {"lower": letters.lower(), "Title": text.title(), "UPPER": letters.upper(),
+                    "-": ""}[case]
+        assert (letters if case != "Title" else text) == expected, (text, case)
+    # the layouts that can start with a weekday do, about half the time
+    for layout in ("month d, Y", "d mon Y"):
+        words = [len(t.split()) for t, k in zip(inputs, kinds) if k[0] == layout]
+        assert 0.35 < np.mean([n == 4 for n in words]) < 0.65, layout
 
 
 # ------------------------------------------------------------------ long range

@@ -33,7 +33,7 @@ def test_quick_run_meets_its_thresholds_and_repeats(tmp_path):
     _, report = run_quick("01_time_series", tmp_path / "a", "--seed", 0)
     assert_quick_run_passed(report, tmp_path / "a", {
         "ar_rnn_mse_over_noise", "ar2_rnn_mse_over_naive", "seasonal_rnn_mse_over_naive"},
-        files=FIGURES)
+        files=FIGURES, claims=2)
     # The same seed gives the same numbers, to the last digit.
     _, again = run_quick("01_time_series", tmp_path / "b", "--seed", 0)
     assert [m["value"] for m in again["metrics"]] == [m["value"] for m in report["metrics"]]

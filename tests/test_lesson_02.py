@@ -39,7 +39,7 @@ def test_quick_run_meets_its_thresholds(tmp_path):
     assert_quick_run_passed(report, tmp_path, {
         "cell_library_vs_numpy_max_diff", "many_to_one_accuracy", "tagging_entity_f1",
         "tagging_token_accuracy", "one_to_many_exact_accuracy"},
-        files=("training.png", "tagging.png", "rnn_unrolled.gv"))
+        files=("training.png", "tagging.png", "rnn_unrolled.gv"), claims=1)
     for stage in ("(B, T, 1)", "(B, T, H)", "(B, T, tags)", "(B, T, V)"):  # shapes are printed
         assert stage in result.stdout, stage
 

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lesson_runs import assert_quick_run_passed, run_quick
+from lesson_runs import ask, assert_quick_run_passed, run_quick
 
 import microseq as ms
+from microseq import models
 from microseq import reference as ref
 from microseq.data import BPTTBatcher
 from microseq.gradcheck import gradcheck_parameters
@@ -40,8 +41,15 @@ def test_quick_run_meets_its_thresholds(tmp_path):
     result, report = run_quick("03_char_lm", tmp_path)
     assert_quick_run_passed(report, tmp_path, {
         "toy_predicts_ello", "heldout_bpc_rnn", "rnn_bpc_minus_3gram_bpc"},
-        files=("learning_curve.png", "hidden_units.png", "samples.txt"))
+        files=("learning_curve.png", "hidden_units.png", "samples.txt", "model.npz"), claims=3)
     assert "temperature 0.3" in result.stdout and "P(o)" in result.stdout
+    # The saved model, given the run's prompt, writes the run's sample at 0.7.
+    sample = (tmp_path / "samples.txt").read_text().split("--- temperature 0.7 ---\n")[1]
+    prompt = "The "
+    assert sample.startswith(prompt)
+    continuation = models.load(tmp_path).answer([prompt])[0]
+    assert sample.startswith(prompt + continuation)
+    assert ask(3, prompt, "--model", tmp_path).stdout == prompt + continuation + "\n"
 
 
 def small_model(cell, V, E, H, seed):

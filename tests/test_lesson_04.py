@@ -42,7 +42,7 @@ def test_quick_run_meets_its_thresholds(tmp_path):
         "gradient_growth_rho1.5_g1_over_gT", "clipped_final_over_start", "unclipped_diverged",
         "truncated_grad_beyond_window_max", "truncated_vs_full_inside_window_max_diff"},
         files=("gradient_norms.png", "clipping.png", "truncation.png", "tanh_vs_relu.png",
-               "bptt_graph_before.gv", "bptt_graph_after.gv"))
+               "bptt_graph_before.gv", "bptt_graph_after.gv"), claims=5)
     # one cluster per time step, and the coloured version has a legend
     after = (tmp_path / "bptt_graph_after.gv").read_text()
     assert all(f'label="t={t}"' in after for t in range(1, 7)) and "legend" in after

@@ -35,7 +35,7 @@ def test_quick_run_meets_its_thresholds(tmp_path):
         "numpy_step_vs_nn_lstm_max_abs_diff", "reference_vs_autograd_max_abs_diff",
         "lstm_test_mse", "rnn_test_mse_over_baseline",
         "lstm_over_rnn_gradient_reach_orders_of_magnitude"},
-        files=("adding_problem.png", "gradient_per_step.png", "gates.png"))
+        files=("adding_problem.png", "gradient_per_step.png", "gates.png"), claims=5)
     assert "|primitives - by hand|" in result.stdout and "|nn.LSTM - by hand|" in result.stdout
 
 

@@ -34,7 +34,7 @@ def test_quick_run_meets_its_thresholds(tmp_path):
         "numpy_step_vs_nn_gru_max_abs_diff", "reference_vs_autograd_max_abs_diff",
         "gru_test_mse", "lstm_test_mse", "rnn_test_mse_over_baseline",
         "gru_heldout_bpc_minus_rnn"},
-        files=("gru_comparison.png", "char_lm_comparison.png"))
+        files=("gru_comparison.png", "char_lm_comparison.png"), claims=8)
     for model in ("RNN", "LSTM", "GRU"):   # the comparison tables
         assert sum(line.split()[:1] == [model] for line in result.stdout.splitlines()) == 2
 

@@ -27,7 +27,7 @@ def test_quick_run(tmp_path):
     assert_quick_run_passed(report, tmp_path, {
         "planted_cbow_neighbour_purity", "planted_skipgram_neighbour_purity",
         "cbow_median_partner_rank", "skipgram_median_partner_rank"}, exactly=False,
-        files=FIGURES + (["cbow_graph.svg"] if find_dot() else []))
+        files=FIGURES + (["cbow_graph.svg"] if find_dot() else []), claims=3)
 
 
 # --- gradients: autograd == hand-derived reference == finite differences ------

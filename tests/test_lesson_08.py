@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lesson_runs import assert_quick_run_passed, run_quick
+from lesson_runs import assert_answers_as_in_run, assert_quick_run_passed, run_quick
 
 import microseq as ms
-from microseq.data import PAD, encode_seq2seq, seq2seq_vocab
-from microseq.models.seq2seq import Seq2Seq, cosine_decay, cut_at_pad, exact_match
+from microseq.data import PAD, DataError, encode_seq2seq, seq2seq_vocab
+from microseq.models.seq2seq import Seq2Seq, cut_at_pad, exact_match
 from microseq.reference import peeky_loss_and_grads
 
 pytestmark = pytest.mark.lesson
@@ -23,11 +23,17 @@ EPS, RTOL, ATOL = 1e-6, 1e-6, 1e-8
 seeds = st.integers(0, 2**32 - 1)
 
 
-def test_quick_run(tmp_path):
-    _, report = run_quick("08_seq2seq", tmp_path, timeout=120)
+def test_quick_run_and_its_saved_model(tmp_path):
+    _, report = run_quick("08_seq2seq", tmp_path, timeout=600)
     assert_quick_run_passed(
-        report, tmp_path, {"peeky_reversed_test_exact_match", "peeky_reversed_train_seconds"},
-        files=["accuracy.png", "examples.png"])
+        report, tmp_path, {"peeky_reversed_test_exact_match",
+                           "peeky_reversed_worst_length_pair_exact_match"},
+        files=["accuracy.png", "examples.png", "by_length.png", "examples.tsv", "model.npz"],
+        claims=4)
+    assert report["info"]["peeky_reversed_train_seconds"] > 0  # recorded, never judged
+    model = assert_answers_as_in_run(tmp_path, 8)
+    with pytest.raises(DataError, match="'x' is not in the vocabulary"):
+        model.answer(["4x4"])
 
 
 # ------------------------------------------------------------------ gradients
@@ -149,8 +155,3 @@ def test_forget_gates_start_open():
         assert np.all(np.abs(total[:5]) < 1)          # the other gates keep their draw
 
 
-@given(total=st.integers(1, 500))
-def test_cosine_decay_falls_from_peak_to_zero(total):
-    rates = np.array([cosine_decay(step, total, 0.1) for step in range(total + 1)])
-    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0, abs=1e-15)
-    assert np.all(np.diff(rates) < 0)

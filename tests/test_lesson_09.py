@@ -7,14 +7,17 @@ microseq.reference. Properties: attention weights are a distribution over
 the real input characters (padding gets exactly zero); greedy decoding of a
 batch equals decoding each example alone.
 """
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from lesson_runs import assert_quick_run_passed, run_quick
+from lesson_runs import assert_answers_as_in_run, assert_quick_run_passed, run_quick
 
 import microseq as ms
 from microseq import reference as ref
+from microseq.data import DataError
 from microseq.models.attention_seq2seq import AttentionSeq2Seq
 
 pytestmark = pytest.mark.lesson
@@ -24,12 +27,21 @@ PAD_ID = 0
 seeds = st.integers(0, 2**32 - 1)
 
 
-def test_quick_run(tmp_path):
-    _, report = run_quick("09_attention", tmp_path, timeout=120)
+def test_quick_run_and_its_saved_model(tmp_path):
+    result, report = run_quick("09_attention", tmp_path, timeout=600)
     assert_quick_run_passed(
-        report, tmp_path, {"attention_test_exact_match", "attention_train_seconds",
+        report, tmp_path, {"attention_test_exact_match", "attention_worst_layout_case_exact_match",
                            "attention_minus_no_attention_mean_exact_match"},
-        files=["accuracy.png", "attention.png"])
+        files=["accuracy.png", "attention.png", "by_layout.png", "examples.tsv", "model.npz"],
+        claims=5)
+    assert report["info"]["attention_train_seconds"] > 0  # recorded, never judged
+    # the examples, one per line
+    assert len(re.findall(r"^ +\S.* -> \d{4}-\d\d-\d\d$", result.stdout, re.MULTILINE)) >= 8
+    model = assert_answers_as_in_run(tmp_path, 9)
+    # any letter can be typed, in any case; a character outside the vocabulary is named
+    assert len(model.answer(["Thursday, May 20, 1982", "quiz 7 xyz"])) == 2
+    with pytest.raises(DataError, match="'é' is not in the vocabulary"):
+        model.answer(["20 février 1982"])
 
 
 def random_model(rng, V, E, H):

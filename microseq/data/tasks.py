@@ -5,7 +5,7 @@ defaults, and draws everything from `np.random.default_rng(seed)`: the same
 arguments give the same data on every machine, so a lesson's numbers can be
 reproduced and a test can pin them.
 
-    seq2seq      addition, dates, leak_free_split, seq2seq_vocab, encode_seq2seq
+    seq2seq      addition, operand_lengths, dates, leak_free_split, seq2seq_vocab, encode_seq2seq
     long range   copy_task, adding_problem
     sequence     balanced_brackets, running_sum_sign
     labelling    tagging, entities, entity_f1
@@ -33,76 +33,103 @@ START = "="  # the decoder's first input: "now answer"
 
 
 def addition(n, seed, max_digits=3):
-    """`n` distinct addition problems: questions like "16+75", answers like "91".
+    """`n` addition problems: questions like "16+75", answers like "91".
 
-    Operands are uniform in 0 .. 10**max_digits - 1. No question repeats,
-    so no split of the list can put one question in both train and test.
+    Each operand's length (1 .. max_digits digits) is drawn evenly, then its
+    value uniformly among the numbers of that length (0-9, 10-99, 100-999),
+    so "4+4" is as likely a shape of problem as "417+385". There are only
+    100 one-digit-plus-one-digit problems, so short problems repeat: split
+    with `leak_free_split` to keep every copy of a question on one side.
     Returns two lists of str.
     """
-    n_pairs = 10 ** (2 * max_digits)
-    if n > n_pairs:
-        raise DataError(f"only {n_pairs} distinct problems have {max_digits}-digit operands")
-    pairs = np.random.default_rng(seed).choice(n_pairs, size=n, replace=False)
-    a, b = np.divmod(pairs, 10 ** max_digits)
-    questions = [f"{x}+{y}" for x, y in zip(a.tolist(), b.tolist())]
-    answers = [str(x + y) for x, y in zip(a.tolist(), b.tolist())]
+    if max_digits < 1:
+        raise DataError(f"addition: max_digits must be at least 1, got {max_digits}")
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, max_digits + 1, size=(2, n))
+    low = np.where(lengths == 1, 0, 10 ** (lengths - 1))
+    a, b = rng.integers(low, 10 ** lengths).tolist()
+    questions = [f"{x}+{y}" for x, y in zip(a, b)]
+    answers = [str(x + y) for x, y in zip(a, b)]
     return questions, answers
+
+
+def operand_lengths(question):
+    """The digit counts of the two operands of "a+b": "7+85" -> (1, 2)."""
+    a, b = question.split("+")
+    return len(a), len(b)
 
 
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december"]
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
-# Surface formats for `dates`. Every template reads back to one date: the
-# only numeric day/month orders are m/d with slashes and d.m with dots, and
-# a two-digit year yy means 19yy for yy >= 50 and 20yy below (the range
-# 1950..2049 covers each yy once).
-_DATE_FORMATS = (
-    "{month} {d}, {Y}",               # september 27, 1994
-    "{Month} {d}, {Y}",               # September 27, 1994
-    "{WEEKDAY}, {MONTH} {d}, {Y}",    # TUESDAY, SEPTEMBER 27, 1994
-    "{MON} {d}, {Y}",                 # SEP 27, 1994
-    "{Wd} {d} {Mon} {Y}",             # Tue 27 Sep 1994
-    "{d} {month} {Y}",                # 27 september 1994
-    "{d} {mon} {y}",                  # 27 sep 94
-    "{m}/{d}/{y}",                    # 9/27/94
-    "{m}/{d}/{Y}",                    # 9/27/1994
-    "{dd}.{mm}.{Y}",                  # 27.09.1994
-)
+# The layouts `dates` writes, each as (template, weekday prefix or None).
+# Every layout reads back to one date: the only numeric day/month orders are
+# m/d with slashes and d.m with dots, and a two-digit year yy means 19yy for
+# yy >= 50 and 20yy below (the range 1950..2049 covers each yy once).
+_DATE_LAYOUTS = {
+    "month d, Y": ("{month} {d}, {Y}", "{weekday}, "),   # (tuesday, )september 27, 1994
+    "mon d, Y": ("{mon} {d}, {Y}", None),                # sep 27, 1994
+    "d mon Y": ("{d} {mon} {Y}", "{wd} "),               # (tue )27 sep 1994
+    "d month Y": ("{d} {month} {Y}", None),              # 27 september 1994
+    "d mon y": ("{d} {mon} {y}", None),                  # 27 sep 94
+    "m/d/y": ("{m}/{d}/{y}", None),                      # 9/27/94
+    "m/d/Y": ("{m}/{d}/{Y}", None),                      # 9/27/1994
+    "dd.mm.Y": ("{dd}.{mm}.{Y}", None),                  # 27.09.1994
+}
+# How a layout with words is typed; an all-digit layout has no case ("-").
+_CASES = {"lower": str.lower, "Title": str.title, "UPPER": str.upper}
 _FIRST_DAY = datetime.date(1950, 1, 1).toordinal()
 _LAST_DAY = datetime.date(2049, 12, 31).toordinal()
+
+
+def date_layouts():
+    """Every (layout, case) pair `dates` writes, layouts in the order listed:
+    the layouts with month or weekday names in each of lower, Title and
+    UPPER case, the all-digit ones once, with case "-"."""
+    return [(layout, case) for layout, (template, _) in _DATE_LAYOUTS.items()
+            for case in (_CASES if "mon" in template else ["-"])]
 
 
 def _date_fields(day):
     """Every piece a date template can use, for one datetime.date."""
     month, weekday = _MONTHS[day.month - 1], _WEEKDAYS[day.weekday()]
-    fields = {"d": day.day, "dd": f"{day.day:02d}", "m": day.month, "mm": f"{day.month:02d}",
-              "Y": day.year, "y": f"{day.year % 100:02d}"}
-    names = {"month": month, "mon": month[:3], "weekday": weekday, "wd": weekday[:3]}
-    for key, name in names.items():
-        fields[key], fields[key.capitalize()], fields[key.upper()] = (
-            name, name.capitalize(), name.upper())
-    return fields
+    return {"d": day.day, "dd": f"{day.day:02d}", "m": day.month, "mm": f"{day.month:02d}",
+            "Y": day.year, "y": f"{day.year % 100:02d}", "month": month, "mon": month[:3],
+            "weekday": weekday, "wd": weekday[:3]}
 
 
-def dates(n, seed):
+def dates(n, seed, with_layouts=False):
     """`n` distinct human-written dates and their ISO forms.
 
-    Dates are uniform between 1950-01-01 and 2049-12-31, each written in one
-    of ten formats ("september 27, 1994", "Tue 27 Sep 1994", "9/27/94",
-    "27.09.1994", ...; see `_DATE_FORMATS`). Targets look like "1994-09-27".
-    Returns (inputs, targets), two lists of str.
+    Dates are uniform between 1950-01-01 and 2049-12-31. Each is written in
+    a layout drawn evenly from eight ("september 27, 1994", "27 sep 94",
+    "9/27/94", "27.09.1994", ...; see `date_layouts`); one with names is
+    typed in lower, Title or UPPER case, evenly, and where the layout can
+    start with the weekday ("Tuesday, September 27, 1994", "TUE 27 SEP
+    1994") it does so half the time. Targets look like "1994-09-27".
+    Returns (inputs, targets), two lists of str, and with `with_layouts` a
+    third: each input's (layout, case), as in `date_layouts()`.
     """
-    capacity = (_LAST_DAY - _FIRST_DAY + 1) * len(_DATE_FORMATS)
+    capacity = (_LAST_DAY - _FIRST_DAY + 1) * len(date_layouts())
     if n > capacity // 2:  # beyond this, drawing distinct inputs slows to a crawl
         raise DataError(f"dates: ask for at most {capacity // 2} examples, not {n}")
     rng = np.random.default_rng(seed)
-    pairs = {}  # input text -> ISO date, in the order drawn
+    pairs = {}  # input text -> (ISO date, (layout, case)), in the order drawn
+    layouts = list(_DATE_LAYOUTS)
     while len(pairs) < n:
         day = datetime.date.fromordinal(int(rng.integers(_FIRST_DAY, _LAST_DAY + 1)))
-        template = _pick(_DATE_FORMATS, rng)
-        pairs.setdefault(template.format(**_date_fields(day)), day.isoformat())
-    return list(pairs), list(pairs.values())
+        layout = _pick(layouts, rng)
+        template, weekday = _DATE_LAYOUTS[layout]
+        if weekday and rng.random() < 0.5:
+            template = weekday + template
+        case = _pick(list(_CASES), rng) if "mon" in template else "-"
+        text = template.format(**_date_fields(day))
+        text = _CASES[case](text) if case in _CASES else text
+        pairs.setdefault(text, (day.isoformat(), (layout, case)))
+    inputs = list(pairs)
+    targets, kinds = [iso for iso, _ in pairs.values()], [kind for _, kind in pairs.values()]
+    return (inputs, targets, kinds) if with_layouts else (inputs, targets)
 
 
 def leak_free_split(questions, n_test, seed, key=None):
@@ -131,9 +158,11 @@ def leak_free_split(questions, n_test, seed, key=None):
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
 
 
-def seq2seq_vocab(questions, answers):
-    """A CharVocab over questions and answers with PAD at id 0 and START at id 1."""
-    return CharVocab("".join(questions) + "".join(answers), specials=(PAD, START))
+def seq2seq_vocab(questions, answers, alphabet=""):
+    """A CharVocab over questions, answers and the characters of `alphabet`
+    (e.g. every letter, for input a person may type), with PAD at id 0 and
+    START at id 1."""
+    return CharVocab("".join(questions) + "".join(answers) + alphabet, specials=(PAD, START))
 
 
 def encode_seq2seq(questions, answers, vocab, reverse=False):

@@ -75,10 +75,12 @@ class AdditiveAttention(Module):
         self.key_proj = Linear(key_size, hidden_size, bias=False)
         self.v = uniform(1 / np.sqrt(hidden_size), hidden_size)
 
-    def forward(self, query, keys, values, mask=None):
+    def forward(self, query, keys, values, mask=None, projected_keys=None):
+        """projected_keys: self.key_proj(keys), when a decoder that asks at
+        every step has computed it once for all of them."""
         query, one_step = _as_queries(query)
         q = self.query_proj(query)                     # (B, Tq, A)
-        k = self.key_proj(keys)                        # (B, Tk, A)
+        k = self.key_proj(keys) if projected_keys is None else projected_keys  # (B, Tk, A)
         B, Tq, A = q.shape
         # Every query against every key: (B, Tq, 1, A) + (B, 1, Tk, A).
         features = tanh(q.reshape(B, Tq, 1, A) + k.reshape(B, 1, k.shape[1], A))

@@ -6,6 +6,7 @@ baseline of the benchmarks. Only numpy is used; shapes, weight layouts and
 gate orders follow PyTorch, and every array keeps the dtype of its inputs.
 """
 from microseq.reference.attention import dot_attention_backward, dot_attention_forward
+from microseq.reference.conv import conv2d_backward, conv2d_forward
 from microseq.reference.gru import gru_backward, gru_forward
 from microseq.reference.lm import (
     gru_lm_loss_and_grads,
@@ -39,6 +40,8 @@ __all__ = [
     "attention_backward",
     "attention_forward",
     "cbow_ns_loss_and_grads",
+    "conv2d_backward",
+    "conv2d_forward",
     "dot_attention_backward",
     "dot_attention_forward",
     "encoder_block_backward",
