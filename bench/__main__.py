@@ -15,7 +15,7 @@ from pathlib import Path
 from microseq import fast
 
 SUITES = ["bench.bench_scalar", "bench.bench_tensor", "bench.bench_word2vec",
-          "bench.bench_seq2seq", "bench.bench_transformer", "bench.bench_conv"]
+          "bench.bench_seq2seq", "bench.bench_conv", "bench.bench_transformer"]
 
 
 def main():

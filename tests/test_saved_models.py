@@ -13,7 +13,7 @@ from microseq.data.vocab import CharVocab
 from microseq.models.attention_seq2seq import AttentionSeq2Seq
 from microseq.models.char_lm import CharLM
 from microseq.models.seq2seq import Seq2Seq, cut_at_pad
-from microseq.train import save_checkpoint
+from microseq.checkpoint import save_checkpoint
 
 
 def small_addition_model(tmp_path, network, reverse):
