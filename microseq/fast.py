@@ -147,7 +147,7 @@ def _getitem_share(node, i, g):
 def _matmul_share(node, i, g):
     """matmul's right-operand gradient as a Product, when that operand is 2-D:
     a (..., n, k) @ b (k, m) has rows a.reshape(-1, k), and b's gradient is
-    rows^T g.reshape(-1, m), the leading axes summed by the same product."""
+    rows^T g.reshape(-1, m), as ops.matmul computes it."""
     if i != 1 or node._parents[1].ndim != 2:
         return None
     a = node._parents[0]
