@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import arrays, broadcastable_shapes, distinct_arrays, shapes
 
 import microseq as ms
 from microseq.gradcheck import gradcheck
+from microseq.testing import arrays, broadcastable_shapes, distinct_arrays, shapes
 
 pytestmark = pytest.mark.tensor
 
