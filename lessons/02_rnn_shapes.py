@@ -134,13 +134,17 @@ tiny = ManyToOne(2, 3, 1).to(np.float64)
 tiny_loss = (tiny(rng.standard_normal((1, 3, 2))) ** 2).sum()
 tiny_loss.backward()
 graph_file = lesson.draw(tiny_loss, "rnn_unrolled", title="an RNN over 3 steps, then a linear head")
+inside_a_box = (
+    "Inside a box, nn.RNN runs the cell equation as one fused op, rnn_cell, with its backward "
+    "written by hand (lesson 4 builds the same step from matmul, add and tanh)."
+    if ms.fast.enabled() else
+    "Inside a box, nn.RNN builds the cell equation from matmul, add and tanh (MICROSEQ_FAST=0; "
+    "by default it runs it as one fused op, rnn_cell, with its backward written by hand).")
 lesson.say(f"""
     {graph_file.name} draws the computation of a tiny RNN over three steps,
     one box per step, followed by a linear head. The inputs of all steps are
     projected by W_ih in one matmul before the loop, so only W_hh enters
-    every box. Inside a box, nn.RNN runs the cell equation as one fused op,
-    rnn_cell, with its backward written by hand (lesson 4 builds the same
-    step from matmul, add and tanh). Each node is shaded by the size of its
+    every box. {inside_a_box} Each node is shaded by the size of its
     gradient after backward(); lesson 4 uses the same shading to watch
     gradients fade as they travel back through the steps.
     """)
