@@ -3,9 +3,11 @@
     to_dot(loss, title="...")          -> the DOT source, a string
     draw(loss, "runs/x/graph")         -> runs/x/graph.svg (and always runs/x/graph.gv)
 
-Value graphs are drawn as micrograd draws them: a record per value (label,
-data, grad) and an oval per op. Tensor graphs are drawn one box per tensor:
-the op that made it and its shape, so that an unrolled RNN stays legible.
+Value graphs are drawn as micrograd draws them, one record per value (the op
+that made it, its label, data, grad), left to right; an unrolled one (with
+scopes) top to bottom, one time step below the other, so that it fits a
+page. Tensor graphs are drawn one box per tensor: its name or the op that made
+it, and its shape, so that an unrolled RNN stays legible.
 
 Scopes (see microseq.scope) become clusters: everything built inside
 `with scope("t=3"):` is drawn in a box labelled "t=3". Nested scopes nest:
@@ -50,11 +52,14 @@ def to_dot(root, title=None):
     edges = []
     for i, node in enumerate(nodes):
         body.setdefault(node._scope or "", []).extend(_node(node, i, colours(node)))
-        edges += [f"n{index[id(p)]} -> {_entry(node, i)};" for p in _inputs(node)]
+        edges += [f"n{index[id(p)]} -> n{i};" for p in _inputs(node)]
     edges += _step_order(nodes, index)
 
+    # A scalar step is a chain of several ops: side by side, three steps would
+    # be metres wide, one below the other they fit a page.
+    unrolled = any(isinstance(n, Value) and n._scope for n in nodes)
     # newrank: rank the whole graph at once, so clusters do not pile up at the left
-    attrs = 'rankdir=LR, newrank=true, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.3'
+    attrs = f'rankdir={"TB" if unrolled else "LR"}, newrank=true, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.3'
     if title:
         attrs += f", label={_quote(title)}, labelloc=t"
     out = ["digraph G {", f"  graph [{attrs}];",
@@ -132,20 +137,12 @@ def _collect(root):
 
 
 def _node(node, i, colour):
-    """The DOT statements for node number i: a Value's record and op oval, or a Tensor's box."""
+    """The DOT statement for node number i: a Value's record or a Tensor's box."""
     fill, font = colour
     if not isinstance(node, Value):
         return [f'n{i} [{_tensor_attrs(node)}, fillcolor="{fill}", fontcolor={font}];']
-    lines = [f'n{i} [shape=record, style=filled, fillcolor="{fill}", fontcolor={font}, '
-             f"label={_value_label(node)}];"]
-    if node._op:
-        lines += [f"n{i}_op [label={_quote(node._op)}];", f"n{i}_op -> n{i};"]
-    return lines
-
-
-def _entry(node, i):
-    """Where edges into node i arrive: a Value's op oval, else the node itself."""
-    return f"n{i}_op" if isinstance(node, Value) and node._op else f"n{i}"
+    return [f'n{i} [shape=record, style=filled, fillcolor="{fill}", fontcolor={font}, '
+            f"label={_value_label(node)}];"]
 
 
 def _step_order(nodes, index):
@@ -163,7 +160,7 @@ def _step_order(nodes, index):
     edges = []
     for before, after in itertools.pairwise(steps):
         inside = set(after)
-        edges += [f"n{before[-1]} -> {_entry(nodes[i], i)} [style=invis];" for i in after
+        edges += [f"n{before[-1]} -> n{i} [style=invis];" for i in after
                   if not any(index[id(p)] in inside for p in _inputs(nodes[i]))]
     return edges
 
@@ -199,10 +196,11 @@ def _fmt(x):
 
 
 def _value_label(v):
-    """A quoted record label, micrograd's: { label | data ... | grad ... }."""
-    fields = [v.label] if v.label else []
+    """A quoted record label: op | label | data ... | grad ..., the fields side by
+    side in a top-to-bottom drawing and stacked in a left-to-right one."""
+    fields = [f for f in (v._op, v.label) if f]
     fields += [f"data {_fmt(v.data)}", f"grad {_fmt(v.grad)}"]
-    return '"{ ' + " | ".join(_record_escape(f) for f in fields) + ' }"'
+    return '"' + " | ".join(_record_escape(f) for f in fields) + '"'
 
 
 def _shape(shape):

@@ -19,7 +19,10 @@ module keeps the plumbing out of it:
     lesson.savefig(fig, "loss")                    # -> <out>/loss.png
     lesson.draw(loss, "bptt", title="5 steps")     # -> <out>/bptt.svg and bptt.gv
     lesson.metric("accuracy", acc, threshold=0.8 if lesson.quick else 0.95)
-    lesson.finish()                                # metrics.json; exit 1 if a metric missed
+    lesson.finish()            # metrics.json and index.html; exit 1 if a metric missed
+
+Everything the run prints, says, saves and draws is also kept, in order, for
+its web page <out>/index.html (see microseq.report).
 
 Every lesson takes --quick (seconds, what the tests run), --seed (default 0)
 and --out DIR (default runs/lesson-N/), plus its own `arguments`, each given
@@ -28,6 +31,7 @@ as {flag: argparse keyword arguments}; they are read in `lesson.args`.
 import argparse
 import json
 import math
+import shlex
 import sys
 import textwrap
 import time
@@ -39,7 +43,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from microseq import graph
+from microseq import graph, report
 
 # Figures are written to files, never shown: no display needed.
 matplotlib.use("Agg")
@@ -64,6 +68,8 @@ class Lesson:
         for flag, options in (arguments or {}).items():
             parser.add_argument(flag, **options)
         self.args = parser.parse_args(argv)
+        self.command = shlex.join(["python", sys.argv[0],
+                                   *(sys.argv[1:] if argv is None else argv)])
         # The lessons' matrices are small: extra BLAS threads only fight over the
         # cores (lesson 3's quick run: about 50 s with two threads beside other
         # work, 3 s with one).
@@ -75,6 +81,7 @@ class Lesson:
         self._start = time.perf_counter()
         size = "quick run" if self.quick else "full run"
         print(f"Lesson {number}: {title}  ({size}, seed {self.seed}, output in {self.out}/)")
+        self.transcript = report.Transcript()  # what the run shows, for its index.html
 
     # --- narrative -------------------------------------------------------------
 
@@ -85,18 +92,32 @@ class Lesson:
         line separates paragraphs; a paragraph still indented after that (code,
         a formula) is printed as it is.
         """
-        for text in paragraphs:
-            for block in textwrap.dedent(str(text)).strip("\n").split("\n\n"):
-                print()
-                if block.startswith(" "):
-                    print(block)
-                else:
-                    print(textwrap.fill(" ".join(block.split()), WIDTH))
+        blocks = [(block.startswith(" "), block if block.startswith(" ") else
+                   " ".join(block.split()))
+                  for text in paragraphs
+                  for block in textwrap.dedent(str(text)).strip("\n").split("\n\n")]
+        self.transcript.add("say", blocks)
+        for code, block in blocks:
+            self.transcript.quietly(lambda: print("\n" + (block if code else
+                                                          textwrap.fill(block, WIDTH))))
         sys.stdout.flush()
+
+    def equation(self, text, tex=None):
+        """Show an equation: `text` in the terminal, `tex` (mathtext, no $) on the page."""
+        self.transcript.add("equation", text, tex)
+        self.transcript.quietly(lambda: print(f"\n        {text}"))
 
     def section(self, title):
         """A heading between the parts of the story."""
-        print(f"\n== {title} " + "=" * max(3, WIDTH - len(title) - 4))
+        self.transcript.add("section", title)
+        self.transcript.quietly(lambda: print(f"\n== {title} " + "=" * max(3, WIDTH - len(title) - 4)))
+
+    def try_this(self, *experiments):
+        """End the story with experiments: each (flags, the question to predict first)."""
+        self.section("Try this")
+        self.say("Predict the answer to each question, then run the command to check it.")
+        for flags, question in experiments:
+            self.say(f"{question}\n\n        make lesson-{self.number} ARGS='{flags}'")
 
     def progress(self, iterable, desc=None, total=None):
         """A progress bar (tqdm, on stderr) over `iterable`; silent when not on a terminal."""
@@ -119,6 +140,7 @@ class Lesson:
     def savefig(self, fig, name, dpi=120):
         """Save a matplotlib figure as <out>/<name>.png (or name's own suffix), close it."""
         path = self.path(name if Path(name).suffix else f"{name}.png")
+        self.transcript.add("figure", path, report.figure_caption(fig))
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         pyplot.close(fig)
         return self.register(path)
@@ -131,6 +153,7 @@ class Lesson:
         """
         picture = graph.draw(root, self.path(name), format=format, title=title)
         self.register(self.path(f"{name}.gv"))
+        self.transcript.add("graph", picture, title)
         return self.register(picture)
 
     def compare_gradients(self, by_hand, witnesses):
@@ -165,13 +188,17 @@ class Lesson:
     def finish(self):
         """Write metrics.json, list the files, judge every metric; exit 1 if one missed."""
         seconds = time.perf_counter() - self._start
-        report = {"lesson": self.number, "title": self.title, "quick": self.quick,
-                  "seed": self.seed, "seconds": round(seconds, 3),
+        record = {"lesson": self.number, "title": self.title, "quick": self.quick,
+                  "seed": self.seed, "seconds": round(seconds, 3), "command": self.command,
                   "metrics": [{**m, "value": _json_number(m["value"])} for m in self.metrics],
                   "files": [str(p) for p in self.files]}
         metrics_file = self.path("metrics.json")
-        metrics_file.write_text(json.dumps(report, indent=2) + "\n")
+        metrics_file.write_text(json.dumps(record, indent=2) + "\n")
         self.register(metrics_file)
+        self.transcript.close()
+        record["files"].append(str(metrics_file))
+        page = report.write_lesson_page(self.out, record, self.transcript.events)
+        self.register(page)
 
         self.section("Results")
         print(f"Files written in {self.out}/:")
