@@ -59,7 +59,8 @@ def to_dot(root, title=None):
     # be metres wide, one below the other they fit a page.
     unrolled = any(isinstance(n, Value) and n._scope for n in nodes)
     # newrank: rank the whole graph at once, so clusters do not pile up at the left
-    attrs = f'rankdir={"TB" if unrolled else "LR"}, newrank=true, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.3'
+    attrs = (f'rankdir={"TB" if unrolled else "LR"}, newrank=true, fontname="Helvetica", '
+             'fontsize=11, nodesep=0.15, ranksep=0.3')
     if title:
         attrs += f", label={_quote(title)}, labelloc=t"
     out = ["digraph G {", f"  graph [{attrs}];",

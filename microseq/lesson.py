@@ -97,20 +97,22 @@ class Lesson:
                   for text in paragraphs
                   for block in textwrap.dedent(str(text)).strip("\n").split("\n\n")]
         self.transcript.add("say", blocks)
-        for code, block in blocks:
-            self.transcript.quietly(lambda: print("\n" + (block if code else
-                                                          textwrap.fill(block, WIDTH))))
+        with self.transcript.quiet():
+            for code, block in blocks:
+                print("\n" + (block if code else textwrap.fill(block, WIDTH)))
         sys.stdout.flush()
 
     def equation(self, text, tex=None):
         """Show an equation: `text` in the terminal, `tex` (mathtext, no $) on the page."""
         self.transcript.add("equation", text, tex)
-        self.transcript.quietly(lambda: print(f"\n        {text}"))
+        with self.transcript.quiet():
+            print(f"\n        {text}")
 
     def section(self, title):
         """A heading between the parts of the story."""
         self.transcript.add("section", title)
-        self.transcript.quietly(lambda: print(f"\n== {title} " + "=" * max(3, WIDTH - len(title) - 4)))
+        with self.transcript.quiet():
+            print(f"\n== {title} " + "=" * max(3, WIDTH - len(title) - 4))
 
     def try_this(self, *experiments):
         """End the story with experiments: each (flags, the question to predict first)."""

@@ -19,6 +19,7 @@ import html
 import json
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 PAGE = "index.html"
@@ -86,11 +87,12 @@ class Transcript:
         self._flush_output()
         self.events.append(event)
 
-    def quietly(self, write):
-        """Call write() (which prints what an event already holds) without recording it."""
+    @contextmanager
+    def quiet(self):
+        """Print, inside the with block, what an event already holds: not recorded again."""
         self._quiet = True
         try:
-            write()
+            yield
         finally:
             self._quiet = False
 
@@ -188,7 +190,7 @@ def _figure(out, path, caption):
         return f"<p>Figure {_e(path)} (outside this run's directory)</p>"
     alt = caption or Path(path).stem
     return (f'<figure id="figure-{_e(Path(path).stem)}"><a href="{_e(src)}">'
-            f'<img src="{_e(src)}" alt="{_e(alt)}" loading="lazy"></a>'
+            f'<img src="{_e(src)}" alt="{_e(alt)}"></a>'
             f"<figcaption>{_e(caption)} ({_e(src)})</figcaption></figure>")
 
 
