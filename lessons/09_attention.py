@@ -139,21 +139,24 @@ for i in test_idx:
     if len(picked) == 6:
         break
 ids, weights = model.generate(xs[picked], start_id, target.shape[1], return_weights=True)
-fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+fig, axes = plt.subplots(2, 3, figsize=(15, 7.5), layout="constrained")
 for ax, i, out, w in zip(axes.flat, picked, ids, weights, strict=True):
     n_in = len(inputs[i])
-    ax.imshow(w[:, :n_in], cmap="Greys", vmin=0, vmax=1, aspect="auto")
+    # magma runs from black (no weight) to pale yellow (all of it): a weight of
+    # 0.999 and one of 0.5 look nothing alike.
+    image = ax.imshow(w[:, :n_in], cmap="magma", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(n_in), list(inputs[i]))
     ax.set_yticks(range(len(out)), list(vocab.decode(out)))
     ax.set_title(inputs[i], fontsize=10)
     ax.set_xlabel("input character")
     ax.set_ylabel("output character")
-fig.suptitle("Attention weights: each output character (row) over the input (columns)")
-fig.tight_layout()
+fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+fig.suptitle("Attention weights: each output character (row) reads the bright input "
+             "characters (columns): the year, month and day wherever the format puts them")
 lesson.savefig(fig, "attention")
 lesson.say("""
     attention.png draws the weights for six test dates: one row per output
-    character, one column per input character, darker = more weight. The
+    character, one column per input character, brighter = more weight. The
     year digits of the output look at the year in the input, the month
     digits at the month's name or number, the day digits at the day,
     wherever the format put them; the dashes, which are always there, need

@@ -117,7 +117,9 @@ class Lesson:
     def try_this(self, *experiments):
         """End the story with experiments: each (flags, the question to predict first)."""
         self.section("Try this")
-        self.say("Predict the answer to each question, then run the command to check it.")
+        self.say("Predict the answer to each question, then run the command to check it. "
+                 "Each changes one setting; the headline thresholds are set for the default "
+                 "run and may be missed.")
         for flags, question in experiments:
             self.say(f"{question}\n\n        make lesson-{self.number} ARGS='{flags}'")
 
