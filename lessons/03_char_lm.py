@@ -12,8 +12,8 @@
 import sys
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq.data import BPTTBatcher, CharVocab, DataError, load_text

@@ -22,7 +22,7 @@ from microseq.optim import SGD, clip_grad_norm_
 
 lesson = Lesson(4, "Backpropagation through time", arguments={
     "--radius": dict(type=float, default=1.5, metavar="R",
-                     help="spectral radius of W_hh at the start of the clipping runs (default 1.5)"),
+                     help="spectral radius of W_hh when the clipping runs start (default 1.5)"),
     "--clip": dict(type=float, default=1.0, metavar="C",
                    help="the norm gradients are clipped to in the clipped run (default 1.0)"),
     "--truncate": dict(type=int, default=8, metavar="K",

@@ -18,6 +18,7 @@ from collections import Counter
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq.data import PAD, START, addition, encode_seq2seq, leak_free_split, seq2seq_vocab
@@ -32,12 +33,17 @@ VARIANTS = {  # name: (question reversed?, peeky decoder?)
 }
 BEST = "peeky + reversed"
 
-lesson = Lesson(8, "Sequence to sequence: addition, reversed input, a peeky decoder")
+lesson = Lesson(8, "Sequence to sequence: addition, reversed input, a peeky decoder", arguments={
+    "--hidden": dict(type=int, default=None, metavar="H",
+                     help="LSTM hidden units (default 64 quick, 128 full)"),
+    "--epochs": dict(type=int, default=None, metavar="N",
+                     help="training epochs of each model (default 3 quick, 6 full)")})
 quick = lesson.quick
 if quick:  # two-digit sums and small nets: enough to see learning start, in seconds
     N, N_TEST, DIGITS, HIDDEN, BATCH, EPOCHS, LR = 6_000, 600, 2, 64, 32, 3, 2e-2
 else:
     N, N_TEST, DIGITS, HIDDEN, BATCH, EPOCHS, LR = 50_000, 5_000, 3, 128, 128, 6, 1e-2
+HIDDEN, EPOCHS = lesson.args.hidden or HIDDEN, lesson.args.epochs or EPOCHS
 EMBED, CLIP = 16, 5.0
 
 # ---------------------------------------------------------------- the data
@@ -170,7 +176,9 @@ for name, curve in curves.items():
 ax.set_xlabel("epoch")
 ax.set_ylabel("test exact match (%)")
 ax.set_ylim(0, 100)
-ax.set_title(f"Addition up to {DIGITS} digits, {len(test_idx):,} unseen questions")
+ax.set_title(f"Addition up to {DIGITS} digits, {len(test_idx):,} unseen questions:\n"
+             "how fast does each variant climb?")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.grid(alpha=0.3)
 ax.legend()
 lesson.savefig(fig, "accuracy")
@@ -212,7 +220,7 @@ table = ax.table(cellText=rows, colLabels=["question", "answer", "model", ""],
 for (r, _), cell in table.get_celld().items():
     if r > 0:
         cell.set_facecolor("#e6f4e6" if rows[r - 1][3] == "right" else "#fbe3e3")
-ax.set_title(f"{BEST}: greedy answers to test questions")
+ax.set_title(f"{BEST}: greedy answers to test questions (green right, red wrong)")
 lesson.savefig(fig, "examples")
 
 # ------------------------------------------------------------- the verdict
@@ -244,4 +252,9 @@ if not quick:  # a few seconds of training are too few to rank the variants reli
                   mean[BEST] - mean["reversed"], threshold=0.05)
 lesson.metric("peeky_reversed_train_seconds", seconds[BEST], threshold=20 if quick else 100,
               higher_is_better=False)
+lesson.try_this(
+    ("--hidden 16", "With 16 hidden units, does the peeky decoder's advantage grow or shrink? "
+                    "Which of the four models suffers most?"),
+    ("--epochs 1", "After a single epoch, which variant is ahead, and by how much?"),
+    ("--seed 1", "Do the four models finish in the same order with another seed?"))
 lesson.finish()

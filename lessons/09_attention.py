@@ -13,6 +13,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq.data import PAD, START, dates, encode_seq2seq, leak_free_split, seq2seq_vocab
@@ -20,12 +21,17 @@ from microseq.lesson import Lesson
 from microseq.models.attention_seq2seq import AttentionSeq2Seq
 from microseq.models.seq2seq import Seq2Seq, exact_match, fit
 
-lesson = Lesson(9, "Attention: human-written dates to ISO 8601")
+lesson = Lesson(9, "Attention: human-written dates to ISO 8601", arguments={
+    "--hidden": dict(type=int, default=None, metavar="H",
+                     help="LSTM hidden units (default 64 quick, 128 full)"),
+    "--epochs": dict(type=int, default=None, metavar="N",
+                     help="training epochs of each model (default 4 quick, 2 full)")})
 quick = lesson.quick
 if quick:  # a small net for a few seconds: enough to see attention pull ahead
     N, N_TEST, HIDDEN, BATCH, EPOCHS, LR = 3_000, 300, 64, 32, 4, 2e-2
 else:
     N, N_TEST, HIDDEN, BATCH, EPOCHS, LR = 50_000, 5_000, 128, 128, 2, 1e-2
+HIDDEN, EPOCHS = lesson.args.hidden or HIDDEN, lesson.args.epochs or EPOCHS
 EMBED, CLIP = 16, 5.0
 
 # ---------------------------------------------------------------- the data
@@ -122,7 +128,9 @@ for name, history in histories.items():
 ax.set_xlabel("epoch")
 ax.set_ylabel("test exact match (%)")
 ax.set_ylim(0, 100)
-ax.set_title(f"Dates to ISO 8601, {len(test_idx):,} unseen dates")
+ax.set_title(f"Dates to ISO 8601, {len(test_idx):,} unseen dates:\n"
+             "how fast does each model climb, with and without attention?")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.grid(alpha=0.3)
 ax.legend()
 lesson.savefig(fig, "accuracy")
@@ -151,8 +159,8 @@ for ax, i, out, w in zip(axes.flat, picked, ids, weights, strict=True):
     ax.set_xlabel("input character")
     ax.set_ylabel("output character")
 fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
-fig.suptitle("Attention weights: each output character (row) reads the bright input "
-             "characters (columns): the year, month and day wherever the format puts them")
+fig.suptitle("Attention weights, one row per output character: does each digit of the "
+             "answer read the matching part of the input (the bright cells)?")
 lesson.savefig(fig, "attention")
 lesson.say("""
     attention.png draws the weights for six test dates: one row per output
@@ -186,4 +194,10 @@ lesson.metric("attention_minus_no_attention_mean_exact_match",
               mean[attn] - mean[baseline], threshold=0.05)
 lesson.metric("attention_train_seconds", seconds[attn], threshold=20 if quick else 120,
               higher_is_better=False)
+lesson.try_this(
+    ("--hidden 16", "With 16 hidden units, the model without attention must squeeze a date "
+                    "into 16 numbers. Does attention's lead grow?"),
+    ("--epochs 1", "After one epoch, are the attention maps already sharp, or still spread "
+                   "over the whole input?"),
+    ("--seed 1", "Are the six dates' attention maps alike with another seed?"))
 lesson.finish()

@@ -29,6 +29,7 @@ so `MICROSEQ_DOT=none` hides every program: draw() then writes the .gv only.
 import itertools
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -208,16 +209,27 @@ def _shape(shape):
     return "x".join(map(str, shape)) if shape else "scalar"
 
 
+def _notation(label):
+    """A parameter's name in the lessons' notation: rnn.weight_hh_l0 -> rnn.W_hh,
+    decoder.lstm.bias_ih_l1 -> decoder.lstm.b_ih_l1 (PyTorch's names, shortened)."""
+    def short(m):
+        layer = f"_l{m[3]}" if m[3] != "0" else ""
+        return ("W" if m[1] == "weight" else "b") + f"_{m[2]}" + layer
+    return re.sub(r"\b(weight|bias)_(ih|hh)_l(\d+)$", short, label)
+
+
 def _tensor_attrs(t):
     """A short two-line label: what made the tensor (or its name), and its shape."""
     shape = _shape(t.shape)
+    name = _notation(t.label) if t.label else None
     if t._op:
-        head = f"{t.label}: {t._op}" if t.label else t._op
+        head = f"{name}: {t._op}" if name else t._op
         style = 'shape=box, style="rounded,filled"'
     else:  # a leaf: a parameter or an input, square-cornered with a heavier border
-        head = t.label or "leaf"
+        head = name or "input"  # parameters all have names; a nameless leaf is data
         style = "shape=box, style=filled, penwidth=1.6"
-    tip = f"{head} {shape}" + (f" in {t._scope}" if t._scope else "")
+    tip = (f"{head} {shape}" + (f" ({t.label})" if name != t.label else "")
+           + (f" in {t._scope}" if t._scope else ""))
     if t.grad is not None:
         tip += f", |grad| {_fmt(_norm(t.grad))}"
     return f"{style}, label={_quote(head + chr(10) + shape)}, tooltip={_quote(tip)}"

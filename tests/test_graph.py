@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import microseq as ms
-from microseq import graph
+from microseq import graph, nn
 from microseq.scalar import Value
 from microseq.scope import current, scope
 
@@ -221,3 +221,17 @@ def test_a_failing_dot_program_keeps_the_gv(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "g.svg").exists()
     message = capsys.readouterr().err
     assert "failed (Error: syntax trouble)" in message and "graphviz-pure" in message
+
+
+def test_parameters_are_named_in_the_lessons_notation_and_data_as_input():
+    rnn = nn.RNN(2, 3)
+    for name, p in rnn.named_parameters():
+        p.label = f"rnn.{name}"
+    out, _ = rnn(np.zeros((4, 1, 2)))
+    dot = graph.to_dot(ms.sum(out))
+    for short, full in [("W_ih", "weight_ih_l0"), ("W_hh", "weight_hh_l0"),
+                        ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0")]:
+        assert f'label="rnn.{short}\\n' in dot and f"(rnn.{full})" in dot  # tooltip: full name
+    assert 'label="input\\n' in dot and "leaf" not in dot
+    clusters, _, _ = parse(dot)
+    assert sorted(label for label, _ in clusters.values()) == ["t=1", "t=2", "t=3", "t=4"]

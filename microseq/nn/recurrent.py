@@ -224,7 +224,7 @@ class _Recurrent(Module):
         recurrent = self.cell.recurrent(w_hh, b_hh)
         states = []
         for t in range(x.shape[0]):
-            with scope(f"t={t}"):
+            with scope(f"t={t + 1}"):  # steps are numbered from 1, as in the lessons
                 state = self._step(xp, state, *recurrent, t=t)  # the step takes its xp[t]
             states.append(state)
         return self._outputs(states, time_axis), state
