@@ -63,12 +63,13 @@ def fit(model, batches, loss_fn, steps, evaluate, desc, lr=3e-3):
 # ================================================================== the cell
 lesson.section("One step of the cell")
 D, H, B, T = 3, 4, 2, 5
-lesson.say(f"""
+lesson.say("""
     A recurrent cell keeps a hidden state h, a vector of H numbers, and
-    updates it with every input x_t:
-
-        h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)
-
+    updates it with every input x_t, for t = 1, 2, ..., T, from h_0:
+""")
+lesson.equation("h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)",
+                r"h_t = \tanh(W_{ih}\, x_t + b_{ih} + W_{hh}\, h_{t-1} + b_{hh})")
+lesson.say(f"""
     W_ih maps the input into the hidden space, W_hh carries the previous
     state forward, and tanh keeps every unit between -1 and 1. The same
     weights serve every step, which is what makes it recurrent. Here the

@@ -66,10 +66,11 @@ def grad_norms(states):
 # ================================================================== the graph
 lesson.section("The unrolled graph")
 lesson.say("""
-    A recurrent net applies the same step again and again,
-
-        h_t = tanh(W_ih x_t + W_hh h_(t-1) + b)
-
+    A recurrent net applies the same step again and again, for t = 1, ..., T,
+""")
+lesson.equation("h_t = tanh(W_ih x_t + W_hh h_(t-1) + b)",
+                r"h_t = \tanh(W_{ih}\, x_t + W_{hh}\, h_{t-1} + b)")
+lesson.say("""
     (one bias b stands for PyTorch's b_ih + b_hh), so its computation graph,
     written out for a sequence of length T, is T copies of that step in a
     row, all sharing the same W_ih, W_hh and b.

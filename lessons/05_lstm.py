@@ -30,7 +30,7 @@ rng = np.random.default_rng(lesson.seed)
 
 lesson.say("""
     A plain RNN keeps everything it knows in one vector h and rewrites all of
-    it at every step: h' = tanh(W_ih x + W_hh h + b). Whatever it saw fifty
+    it at every step: h_t = tanh(W_ih x_t + W_hh h_(t-1) + b). Whatever it saw fifty
     steps ago has been squeezed through fifty matrix products and fifty
     tanh's since, and the gradient that should tell it what to remember
     travels back through the same products and fades on the way.
@@ -45,8 +45,9 @@ lesson.say("""
 # ================================================================== the gates
 lesson.section("The gates, one step at a time")
 lesson.say("""
-    From the input x and the previous hidden state h, one matrix product
-    gives four blocks of pre-activations, one per gate (PyTorch's order
+    From the input x_t and the previous hidden state h_(t-1), one matrix
+    product, W_ih x_t + b_ih + W_hh h_(t-1) + b_hh, gives four blocks of
+    pre-activations a_i, a_f, a_g, a_o, one per gate (PyTorch's order
     i, f, g, o). Each is squashed: the three gates by a sigmoid, into (0, 1),
     the candidate content by a tanh, into (-1, 1).
 
@@ -55,8 +56,8 @@ lesson.say("""
         g = tanh(a_g)      candidate:   what could be written
         o = sigmoid(a_o)   output gate: how much of the cell to show
 
-        c' = f * c + i * g        the cell is edited, not rewritten
-        h' = o * tanh(c')         the hidden state is a view of the cell
+        c_t = f * c_(t-1) + i * g   the cell is edited, not rewritten
+        h_t = o * tanh(c_t)         the hidden state is a view of the cell
 
     Written out in numpy, the loop over the steps is six lines:
 """)

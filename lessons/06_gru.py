@@ -60,13 +60,13 @@ lesson.say("""
     With PyTorch's gate order r, z, n, each gate sees the input and the
     previous state through its own block of weights:
 
-        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)     reset gate
-        z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)     update gate
-        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))  candidate
-        h' = (1 - z) * n + z * h
+        r = sigmoid(W_ir x_t + b_ir + W_hr h_(t-1) + b_hr)     reset gate
+        z = sigmoid(W_iz x_t + b_iz + W_hz h_(t-1) + b_hz)     update gate
+        n = tanh(W_in x_t + b_in + r * (W_hn h_(t-1) + b_hn))  candidate
+        h_t = (1 - z) * n + z * h_(t-1)
 
-    The update gate z is the GRU's memory: where z is near 1, h' is simply
-    h, copied forward untouched, as an LSTM cell with its forget gate open
+    The update gate z is the GRU's memory: where z is near 1, h_t is simply
+    h_(t-1), copied forward untouched, as an LSTM cell with its forget gate open
     and its input gate shut; where z is near 0 the unit is overwritten by
     the candidate. One gate does both jobs, so keeping and writing always
     add up to one. (Some texts write z and 1 - z the other way round; the
@@ -124,7 +124,7 @@ lesson.say(f"""
     weight_ih_l0 is {small.weight_ih_l0.shape}: three (H, D) blocks where the LSTM
     has four. The reset gate multiplies the hidden part of the candidate
     only, so, unlike the LSTM's, the GRU's hidden and input products cannot
-    be summed before the gates are split off. And because h' is a weighted
+    be summed before the gates are split off. And because h_t is a weighted
     average, every new state lies between the old one and the candidate,
     element by element: {"true" if between else "FALSE"} at every step here. The gates of the
     first sequence at the last step:
