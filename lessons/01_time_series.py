@@ -286,7 +286,8 @@ for ax, name in zip(axes, SERIES, strict=True):
     ax.set_xlabel("training step")
     ax.set_ylabel("test MSE (log scale)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"{name}: test MSE while training,\ndown towards the noise floor (dashed)",
+    ax.set_title(f"{name}: test MSE while training:\nhow close do the nets get to the noise "
+                 "floor (dashed)?",
                  fontsize=10)
     ax.legend(fontsize=8)
 fig.tight_layout()

@@ -458,7 +458,8 @@ for ax, (history, key, title, label) in zip(axes, curves, strict=True):
     twin.plot(*history.metric(key), color="C3", label=label)
     twin.set_ylim(0, 1.02)
     twin.set_ylabel(label, color="C3")
-fig.suptitle("Training: the loss (grey) falls while the test score (red) climbs", fontsize=11)
+fig.suptitle("Training, step by step: the training loss (grey, left axis) against the "
+             "test score (red, right axis)", fontsize=11)
 fig.tight_layout()
 lesson.savefig(fig, "training")
 lesson.try_this(

@@ -208,7 +208,7 @@ for r, (g, _, spectral, _) in results.items():
     ax.semilogy(time_steps, bound_curve, "--", color=line.get_color(), lw=1)
 ax.set(xlabel="time step t", ylabel="||dL/dh_t|| (log scale)",
        title=f"Gradient reaching each step of a tanh RNN (L = u . h_{T}):\n"
-             "it fades towards t = 1 for radius < 1 and grows for radius > 1")
+             "does it fade towards t = 1 for radius < 1 and grow for radius > 1?")
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.legend(title="W_hh (dashed: product of ||J||)")
 lesson.savefig(fig, "gradient_norms")
