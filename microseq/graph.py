@@ -60,12 +60,14 @@ def to_dot(root, title=None):
     # be metres wide, one below the other they fit a page.
     unrolled = any(isinstance(n, Value) and n._scope for n in nodes)
     # newrank: rank the whole graph at once, so clusters do not pile up at the left
+    # Tight spacing and small margins: six tensor steps fit in about 1,700 pt.
     attrs = (f'rankdir={"TB" if unrolled else "LR"}, newrank=true, fontname="Helvetica", '
-             'fontsize=11, nodesep=0.15, ranksep=0.3')
+             f'fontsize=11, nodesep=0.15, ranksep={0.25 if unrolled else 0.15}')
     if title:
         attrs += f", label={_quote(title)}, labelloc=t"
     out = ["digraph G {", f"  graph [{attrs}];",
-           '  node [fontname="Helvetica", fontsize=10, height=0.3];',
+           '  node [fontname="Helvetica", fontsize=9, height=0.25, width=0.4, '
+           'margin="0.04,0.02"];',
            '  edge [color="#555555", arrowsize=0.6];']
     out += ["  " + line for line in body.pop("", [])]
     out += _clusters(body)
