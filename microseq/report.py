@@ -19,6 +19,7 @@ import html
 import json
 import re
 import sys
+import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,6 +40,7 @@ figure img, .equation img { max-width: 100%; height: auto; }
 table { border-collapse: collapse; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td code { word-break: break-all; }
 .met { color: #1a7f37; } .missed { color: #c62828; font-weight: bold; }
 nav ol { padding-left: 1.2rem; } .missing { outline: 3px solid #c62828; }
 """
@@ -144,10 +146,10 @@ def lesson_page(out, record, events):
             toc.append(f'<li><a href="#{anchor}">{_e(event[1])}</a></li>')
             body.append(f'<h2 id="{anchor}">{_e(event[1])}</h2>')
         elif kind == "say":
-            body += [f"<pre>{_e(text)}</pre>" if code else f"<p>{_e(text)}</p>"
+            body += [f"<pre>{_e(textwrap.dedent(text))}</pre>" if code else f"<p>{_e(text)}</p>"
                      for code, text in event[1]]
         elif kind == "output":
-            body.append(f'<pre class="output">{_e(event[1])}</pre>')
+            body.append(f'<pre class="output">{_e(textwrap.dedent(event[1]))}</pre>')
         elif kind == "equation":
             equations += 1
             body.append(_equation(out, equations, *event[1:]))
