@@ -92,14 +92,11 @@ class AdditiveAttention(Module):
         key_size: Hk, the size of each key vector.
         hidden_size: A, the size of the space where queries meet keys.
 
-    Call: `attention(query, keys, values, mask=None)` with
-        query: (B, Tq, Hq), or (B, Hq) for one decoder step.
-        keys: (B, Tk, Hk).
-        values: (B, Tk, Hv).
-        mask: (B, Tk) booleans, True where a key may be attended; optional.
+    Called and returning as DotAttention, except that queries (B, Tq, Hq) and
+    keys (B, Tk, Hk) may differ in size.
 
     Returns:
-        (context, weights) as DotAttention returns them.
+        (context (B, Tq, Hv), weights (B, Tq, Tk)).
 
     Attributes:
         query_proj.weight: W_q, (A, Hq). key_proj.weight: W_k, (A, Hk).
