@@ -272,7 +272,7 @@ def runs_found(runs):
             continue  # a run cut short while writing; nothing to link
         if isinstance(record, dict) and "lesson" in record:
             found.append((metrics.parent, record))
-    return sorted(found, key=lambda run: (str(run[1]["lesson"]), run[0].name))
+    return sorted(found, key=lambda run: (str(run[1]["lesson"]).zfill(4), run[0].name))
 
 
 def write_index(runs):
