@@ -80,12 +80,16 @@ def test_a_missed_metric_is_shown_as_missed(tmp_path):
 def test_index_links_every_run(tmp_path):
     small_run(tmp_path / "lesson-3")
     shutil.copytree(tmp_path / "lesson-3", tmp_path / "lesson-3-seed-1")
+    shutil.copytree(tmp_path / "lesson-3", tmp_path / "lesson-10")
+    ten = json.loads((tmp_path / "lesson-10" / "metrics.json").read_text())
+    (tmp_path / "lesson-10" / "metrics.json").write_text(json.dumps({**ten, "lesson": 10}))
     (tmp_path / "scratch").mkdir()  # not a run: no metrics.json
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "metrics.json").write_text("{")  # a run cut short
     report.main([str(tmp_path)])
     page = Page((tmp_path / "index.html").read_text())
-    assert sorted(page.links) == ["lesson-3-seed-1/index.html", "lesson-3/index.html"]
+    assert page.links == ["lesson-3/index.html", "lesson-3-seed-1/index.html",
+                          "lesson-10/index.html"]  # by lesson number, then directory
     assert all((tmp_path / link).is_file() for link in page.links)
 
 
