@@ -42,7 +42,7 @@ th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td code { word-break: break-all; }
 .met { color: #1a7f37; } .missed { color: #c62828; font-weight: bold; }
-nav ol { padding-left: 1.2rem; } .missing { outline: 3px solid #c62828; }
+nav ul { list-style: none; padding-left: 0; } .missing { outline: 3px solid #c62828; }
 """
 
 # Marks any picture the browser could not load; the page has no other script.
@@ -168,7 +168,7 @@ def lesson_page(out, record, events):
         f"<h1>{_e(title)}</h1>",
         f'<p class="meta">A {size}, seed {record["seed"]}, {record["seconds"]:.1f} s: '
         f"{verdict}.<br>Made by <code>{_e(command)}</code></p>",
-        f"<nav><ol>{''.join(toc)}</ol></nav>",
+        f"<nav><ul>{''.join(toc)}</ul></nav>",
         *body,
         '<h2 id="results">Results</h2>', _metrics_table(metrics), _files(out, record["files"]),
         "</main>", "</body>", "</html>", ""])
