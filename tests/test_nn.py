@@ -195,7 +195,7 @@ def test_each_step_is_built_in_its_scope_as_one_cell_op(kind, L):
         out, _ = layer(np.ones((4, 2, 3), np.float32))
     ops = [n for n in graph_nodes(out) if n._op]
     prefix = ["encoder/layer0/", "encoder/layer1/"] if L == 2 else ["encoder/"]
-    steps = {f"{p}t={t}" for p in prefix for t in range(4)}
+    steps = {f"{p}t={t}" for p in prefix for t in range(1, 5)}  # numbered from 1
     assert {n._scope for n in ops} >= steps
     for scope in steps:
         assert sum(n._op == f"{kind}_cell" and n._scope == scope for n in ops) == 1, scope
