@@ -43,7 +43,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from microseq import graph, report
+from microseq import graph
+from microseq.report import Transcript, figure_caption, write_lesson_page
 
 # Figures are written to files, never shown: no display needed.
 matplotlib.use("Agg")
@@ -81,7 +82,7 @@ class Lesson:
         self._start = time.perf_counter()
         size = "quick run" if self.quick else "full run"
         print(f"Lesson {number}: {title}  ({size}, seed {self.seed}, output in {self.out}/)")
-        self.transcript = report.Transcript()  # what the run shows, for its index.html
+        self.transcript = Transcript()  # what the run shows, for its index.html
 
     # --- narrative -------------------------------------------------------------
 
@@ -144,7 +145,7 @@ class Lesson:
     def savefig(self, fig, name, dpi=120):
         """Save a matplotlib figure as <out>/<name>.png (or name's own suffix), close it."""
         path = self.path(name if Path(name).suffix else f"{name}.png")
-        self.transcript.add("figure", path, report.figure_caption(fig))
+        self.transcript.add("figure", path, figure_caption(fig))
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         pyplot.close(fig)
         return self.register(path)
@@ -192,17 +193,16 @@ class Lesson:
     def finish(self):
         """Write metrics.json, list the files, judge every metric; exit 1 if one missed."""
         seconds = time.perf_counter() - self._start
-        record = {"lesson": self.number, "title": self.title, "quick": self.quick,
+        report = {"lesson": self.number, "title": self.title, "quick": self.quick,
                   "seed": self.seed, "seconds": round(seconds, 3), "command": self.command,
                   "metrics": [{**m, "value": _json_number(m["value"])} for m in self.metrics],
                   "files": [str(p) for p in self.files]}
         metrics_file = self.path("metrics.json")
-        metrics_file.write_text(json.dumps(record, indent=2) + "\n")
+        metrics_file.write_text(json.dumps(report, indent=2) + "\n")
         self.register(metrics_file)
         self.transcript.close()
-        record["files"].append(str(metrics_file))
-        page = report.write_lesson_page(self.out, record, self.transcript.events)
-        self.register(page)
+        report["files"].append(str(metrics_file))
+        self.register(write_lesson_page(self.out, report, self.transcript.events))
 
         self.section("Results")
         print(f"Files written in {self.out}/:")
