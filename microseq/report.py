@@ -113,11 +113,11 @@ class Transcript:
 
 def figure_caption(fig):
     """A matplotlib figure's title: its suptitle, else its axes' titles joined."""
-    if fig._suptitle is not None and fig._suptitle.get_text():
-        return fig._suptitle.get_text()
-    titles = [t.get_text() for ax in fig.axes for t in (ax.title, ax._left_title)
-              if t.get_text()]
-    return "; ".join(titles)
+    suptitle = fig._suptitle  # Figure.get_suptitle() only exists from matplotlib 3.8
+    if suptitle is not None and suptitle.get_text():
+        return suptitle.get_text()
+    titles = [ax.get_title(loc) for ax in fig.axes for loc in ("left", "center")]
+    return "; ".join(t for t in titles if t)
 
 
 # --- one lesson's page --------------------------------------------------------
@@ -137,7 +137,8 @@ def lesson_page(out, record, events):
     missed = [m for m in metrics if not m["passed"]]
     verdict = (f'<span class="missed">{len(missed)} of {len(metrics)} headline figures missed '
                "their threshold</span>" if missed else
-               f'<span class="met">all {len(metrics)} headline figures met their thresholds</span>')
+               f'<span class="met">all {len(metrics)} headline figures met their thresholds</span>'
+               if metrics else "no headline figures")
     body, toc, equations = [], [], 0
     for event in events:
         kind = event[0]
