@@ -148,17 +148,18 @@ for i in test_idx:
         break
 ids, weights = model.generate(xs[picked], start_id, target.shape[1], return_weights=True)
 fig, axes = plt.subplots(2, 3, figsize=(15, 7.5), layout="constrained")
+# magma runs from black (no weight) to pale yellow (the largest weight drawn),
+# so that weights spread over a few characters still stand out
+top = float(weights.max())
 for ax, i, out, w in zip(axes.flat, picked, ids, weights, strict=True):
     n_in = len(inputs[i])
-    # magma runs from black (no weight) to pale yellow (all of it): a weight of
-    # 0.999 and one of 0.5 look nothing alike.
-    image = ax.imshow(w[:, :n_in], cmap="magma", vmin=0, vmax=1, aspect="auto")
+    image = ax.imshow(w[:, :n_in], cmap="magma", vmin=0, vmax=top, aspect="auto")
     ax.set_xticks(range(n_in), list(inputs[i]))
     ax.set_yticks(range(len(out)), list(vocab.decode(out)))
     ax.set_title(inputs[i], fontsize=10)
     ax.set_xlabel("input character")
     ax.set_ylabel("output character")
-fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+fig.colorbar(image, ax=axes, shrink=0.8, label=f"attention weight (0 to {top:.2f}, the largest)")
 fig.suptitle("Attention weights, one row per output character: does each digit of the "
              "answer read the matching part of the input (the bright cells)?")
 lesson.savefig(fig, "attention")

@@ -91,12 +91,14 @@ class Lesson:
 
         Common indentation is removed, so triple-quoted strings work; a blank
         line separates paragraphs; a paragraph still indented after that (code,
-        a formula) is printed as it is.
+        a formula) is printed as it is, and so is a text of several lines that
+        starts indented (a table built line by line).
         """
         blocks = [(block.startswith(" "), block if block.startswith(" ") else
                    " ".join(block.split()))
-                  for text in paragraphs
-                  for block in textwrap.dedent(str(text)).strip("\n").split("\n\n")]
+                  for text in map(str, paragraphs)
+                  for block in ([text.strip("\n")] if _is_table(text) else
+                                textwrap.dedent(text).strip("\n").split("\n\n"))]
         self.transcript.add("say", blocks)
         with self.transcript.quiet():
             for code, block in blocks:
@@ -221,6 +223,11 @@ class Lesson:
             sys.exit(1)
         print(f"Lesson {self.number} passed: all {len(self.metrics)} headline figures met their "
               f"thresholds. [{seconds:.1f} s]")
+
+
+def _is_table(text):
+    # Triple-quoted narrative starts with a line break; lines joined into a table do not.
+    return text.startswith(" ") and "\n" in text.strip()
 
 
 def _json_number(x):

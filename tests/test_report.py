@@ -119,3 +119,15 @@ def test_a_browser_renders_the_page_and_counts_pictures_it_cannot_load(tmp_path)
     dom = rendered_dom(tmp_path / "index.html")
     assert 'data-broken-images="1"' in dom and dom.count("<svg") == 2
     assert 'class="missing"' in dom and "Results" in dom
+
+
+def test_a_table_built_line_by_line_stays_a_table(tmp_path, capsys):
+    lesson = Lesson(9, "tables", argv=["--out", str(tmp_path)])
+    rows = "\n".join(f"        {x:<6} -> {y}" for x, y in [("1/2/03", "2003-01-02"), ("b", "c")])
+    lesson.say(rows, "    one line, right-aligned, is prose")
+    lesson.finish()
+    out = capsys.readouterr().out
+    assert "        1/2/03 -> 2003-01-02\n        b      -> c\n" in out
+    assert "\none line, right-aligned, is prose\n" in out
+    page = unescape((tmp_path / "index.html").read_text())
+    assert "<pre>1/2/03 -> 2003-01-02\nb      -> c</pre>" in page
