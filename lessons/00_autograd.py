@@ -219,7 +219,7 @@ def rnn(weights, keep=None):
         if keep is not None:
             keep.append((h, a, h_next))
         h = h_next
-    loss = (h - target) ** 2
+    loss = (h - Value(target, label="target")) ** 2
     loss.label = "loss"
     return loss
 
