@@ -15,6 +15,8 @@ The engines
     gradcheck, gradcheck_scalar autograd against finite differences.
     scope, graph.draw           name the parts of a computation and draw its
                                 graph, coloured by gradient (graphviz).
+    microseq.fast               the speed devices beside the plain engine;
+                                MICROSEQ_FAST=0 switches them all off.
 
 Building models
     microseq.nn          Module, Parameter, Linear, Embedding, Dropout, RNN,
@@ -45,7 +47,7 @@ A taste:
     >>> w.grad.shape
     (3, 2)
 """
-from microseq import functional, graph
+from microseq import fast, functional, graph
 from microseq.gradcheck import GradcheckError, gradcheck, gradcheck_scalar
 from microseq.ops import (
     add, binary_cross_entropy_with_logits, concat, cross_entropy, div, exp, getitem, log,
@@ -55,16 +57,16 @@ from microseq.ops import (
 from microseq.scalar import Value
 from microseq.scope import scope
 from microseq.tensor import (
-    AnomalyError, ShapeError, Tensor, default_rng, detect_anomaly, is_grad_enabled, manual_seed,
-    no_grad, ones, op, randn, tensor, zeros,
+    AnomalyError, ShapeError, Tensor, default_rng, detect_anomaly, from_numpy, is_grad_enabled,
+    manual_seed, no_grad, ones, op, randn, tensor, zeros,
 )
 
 __all__ = [
     "AnomalyError", "GradcheckError", "ShapeError", "Tensor", "Value", "add",
     "binary_cross_entropy_with_logits", "concat", "cross_entropy", "default_rng",
-    "detect_anomaly", "div", "exp", "functional", "getitem", "gradcheck", "gradcheck_scalar",
-    "graph", "is_grad_enabled", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
-    "mean", "mul", "neg", "no_grad", "ones", "op", "pow", "randn", "relu", "reshape", "scope",
-    "sigmoid", "softmax", "split", "stack", "sub", "sum", "tanh", "tensor", "transpose", "where",
-    "zeros",
+    "detect_anomaly", "div", "exp", "fast", "from_numpy", "functional", "getitem", "gradcheck",
+    "gradcheck_scalar", "graph", "is_grad_enabled", "log", "log_softmax", "manual_seed",
+    "matmul", "max", "maximum", "mean", "mul", "neg", "no_grad", "ones", "op", "pow", "randn",
+    "relu", "reshape", "scope", "sigmoid", "softmax", "split", "stack", "sub", "sum", "tanh",
+    "tensor", "transpose", "where", "zeros",
 ]

@@ -9,6 +9,10 @@ scopes) top to bottom, one time step below the other, so that it fits a
 page. Tensor graphs are drawn one box per tensor: its name or the op that made
 it, and its shape, so that an unrolled RNN stays legible.
 
+Both engines' nodes are read through the same small protocol (see
+microseq.node): `parents`, `op`, `scope`, `label`, `data` and `grad`, plus
+`shape` for a Tensor; anything with those can be drawn.
+
 Scopes (see microseq.scope) become clusters: everything built inside
 `with scope("t=3"):` is drawn in a box labelled "t=3". Nested scopes nest:
 "enc/t=3" is a box "t=3" inside a box "enc". A node is drawn in the scope it
@@ -52,13 +56,13 @@ def to_dot(root, title=None):
     body = {}  # scope -> the statements drawn inside its cluster ("" = top level)
     edges = []
     for i, node in enumerate(nodes):
-        body.setdefault(node._scope or "", []).extend(_node(node, i, colours(node)))
-        edges += [f"n{index[id(p)]} -> n{i};" for p in _inputs(node)]
+        body.setdefault(node.scope or "", []).extend(_node(node, i, colours(node)))
+        edges += [f"n{index[id(p)]} -> n{i};" for p in node.parents]
     edges += _step_order(nodes, index)
 
     # A scalar step is a chain of several ops: side by side, three steps would
     # be metres wide, one below the other they fit a page.
-    unrolled = any(isinstance(n, Value) and n._scope for n in nodes)
+    unrolled = any(isinstance(n, Value) and n.scope for n in nodes)
     # newrank: rank the whole graph at once, so clusters do not pile up at the left
     # Tight spacing and small margins: six tensor steps fit in about 1,700 pt.
     attrs = (f'rankdir={"TB" if unrolled else "LR"}, newrank=true, fontname="Helvetica", '
@@ -121,11 +125,6 @@ def find_dot():
 
 # --- the graph --------------------------------------------------------------
 
-def _inputs(node):
-    # Tensor ops keep plain numbers and arrays among their inputs: those are not drawn.
-    return [p for p in node._parents if hasattr(p, "_parents")]
-
-
 def _collect(root):
     """Every node root depends on, each once, inputs before the ops that use them."""
     order, seen, stack = [], set(), [(root, False)]
@@ -136,7 +135,7 @@ def _collect(root):
         elif id(node) not in seen:
             seen.add(id(node))
             stack.append((node, True))
-            stack += [(p, False) for p in reversed(_inputs(node)) if id(p) not in seen]
+            stack += [(p, False) for p in reversed(node.parents) if id(p) not in seen]
     return order
 
 
@@ -158,14 +157,14 @@ def _step_order(nodes, index):
     """
     members = {}
     for i, node in enumerate(nodes):
-        if node._scope:
-            members.setdefault(node._scope, []).append(i)
+        if node.scope:
+            members.setdefault(node.scope, []).append(i)
     steps = sorted(members.values(), key=lambda m: m[-1])  # by each scope's last node
     edges = []
     for before, after in itertools.pairwise(steps):
         inside = set(after)
         edges += [f"n{before[-1]} -> n{i} [style=invis];" for i in after
-                  if not any(index[id(p)] in inside for p in _inputs(nodes[i]))]
+                  if not any(index[id(p)] in inside for p in nodes[i].parents)]
     return edges
 
 
@@ -202,7 +201,7 @@ def _fmt(x):
 def _value_label(v):
     """A quoted record label: op | label | data ... | grad ..., the fields side by
     side in a top-to-bottom drawing and stacked in a left-to-right one."""
-    fields = [f for f in (v._op, v.label) if f]
+    fields = [f for f in (v.op, v.label) if f]
     fields += [f"data {_fmt(v.data)}", f"grad {_fmt(v.grad)}"]
     return '"' + " | ".join(_record_escape(f) for f in fields) + '"'
 
@@ -224,14 +223,14 @@ def _tensor_attrs(t):
     """A short two-line label: what made the tensor (or its name), and its shape."""
     shape = _shape(t.shape)
     name = _notation(t.label) if t.label else None
-    if t._op:
-        head = f"{name}: {t._op}" if name else t._op
+    if t.op:
+        head = f"{name}: {t.op}" if name else t.op
         style = 'shape=box, style="rounded,filled"'
     else:  # a leaf: a parameter or an input, square-cornered with a heavier border
         head = name or "input"  # parameters all have names; a nameless leaf is data
         style = "shape=box, style=filled, penwidth=1.6"
     tip = (f"{head} {shape}" + (f" ({t.label})" if name != t.label else "")
-           + (f" in {t._scope}" if t._scope else ""))
+           + (f" in {t.scope}" if t.scope else ""))
     if t.grad is not None:
         tip += f", |grad| {_fmt(_norm(t.grad))}"
     return f"{style}, label={_quote(head + chr(10) + shape)}, tooltip={_quote(tip)}"
