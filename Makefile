@@ -22,9 +22,13 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
+# make lesson-N: N is a whole number (lesson-3, lesson-03), checked before anything runs.
 lesson-%: $(STAMP)
-	@f=$$(ls lessons/$$(printf '%02d' $*)_*.py 2>/dev/null); \
-	if [ -z "$$f" ]; then echo "no lesson $* in lessons/"; exit 2; fi; \
+	@numbers=$$(echo $$(ls lessons | sed -n 's/^0*\([0-9][0-9]*\)_.*\.py$$/\1/p')); \
+	case "$*" in ''|*[!0-9]*) \
+	  echo "make lesson-N: N must be a lesson number (one of: $$numbers), not '$*'" >&2; exit 2;; esac; \
+	f=$$(ls lessons/$$(printf '%02d' $$(expr $* + 0))_*.py 2>/dev/null); \
+	if [ -z "$$f" ]; then echo "make lesson-N: there is no lesson $* (one of: $$numbers)" >&2; exit 2; fi; \
 	echo "$(PY) $$f $(ARGS)"; $(PY) $$f $(ARGS)
 
 lessons: $(STAMP)

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
-from microseq.data import BPTTBatcher, CharVocab, DataError, load_text
+from microseq.data import BPTTBatcher, CharVocab, load_text
 from microseq.lesson import Lesson
 from microseq.models.char_lm import CharLM, truncated_bptt
 from microseq.models.ngram import fit_add_k
@@ -35,10 +35,12 @@ lesson = Lesson(3, "A character-level language model",
                                                   "(default 32 quick, 64 full)")})
 quick = lesson.quick
 ms.manual_seed(lesson.seed)
-try:   # read the corpus first, so that a bad --text fails at once
-    text = load_text(lesson.args.text)
-except DataError as e:
-    sys.exit(f"lesson 3: {e}")
+batch, seq_len, hidden, steps, eval_every = ((32, 32, 128, 300, 100) if quick
+                                             else (64, 64, 256, 900, 100))
+seq_len, hidden = lesson.args.seq_len or seq_len, lesson.args.hidden or hidden
+# Read the corpus first, so that a bad --text fails at once: the RNN trains on
+# the first 90 %, which must fill at least one window of batch x seq_len steps.
+text = load_text(lesson.args.text, min_chars=(batch * seq_len + 1) * 10 // 9 + 1)
 
 # ================================================================== the toy
 lesson.section("The toy: hell -> ello")
@@ -146,9 +148,6 @@ unigram_bpc, trigram_bpc = ngram_bpc[1][0], ngram_bpc[3][0]
 
 # ================================================================== training
 lesson.section("Training the RNN with truncated BPTT")
-batch, seq_len, hidden, steps, eval_every = ((32, 32, 128, 300, 100) if quick
-                                             else (64, 64, 256, 900, 100))
-seq_len, hidden = lesson.args.seq_len or seq_len, lesson.args.hidden or hidden
 lr, clip = (1e-2, 1.0) if quick else (3e-3, 1.0)
 model = CharLM(len(vocab), hidden_size=hidden, embed_size=32)
 batcher = BPTTBatcher(train_ids, batch, seq_len)
@@ -278,6 +277,11 @@ for name, feature in features(vocab.decode(stretch)).items():
     unit = int(np.abs(r).argmax())
     found.append((name, unit, float(r[unit])))
     print(f"    {name:<16} unit {unit:4d}   r = {r[unit]:+.2f}")
+
+if not found:  # a text without letters, quotes, brackets or indentation
+    print("    this text shows none of these features: there is no unit to draw")
+    lesson.finish()
+    sys.exit()
 
 # a passage with quotes and brackets in it, if the held-out text has one
 test_text = vocab.decode(test_ids)

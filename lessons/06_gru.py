@@ -8,7 +8,6 @@
 
     .venv/bin/python lessons/06_gru.py [--quick] [--seed S] [--out DIR] [--text FILE]
 """
-import sys
 import time
 
 import matplotlib.pyplot as plt
@@ -18,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 import microseq as ms
 from microseq import nn
 from microseq import reference as ref
-from microseq.data import BPTTBatcher, CharVocab, DataError, adding_problem, load_text
+from microseq.data import BPTTBatcher, CharVocab, adding_problem, load_text
 from microseq.lesson import Lesson
 from microseq.models.char_lm import CharLM, truncated_bptt
 from microseq.models.long_range import SequenceRegressor, fit, mse
@@ -39,10 +38,10 @@ lesson = Lesson(6, "The GRU: two gates, one state",
 quick = lesson.quick
 ms.manual_seed(lesson.seed)
 rng = np.random.default_rng(lesson.seed)
-try:   # read the corpus first, so that a bad --text fails at once
-    text = load_text(lesson.args.text)
-except DataError as e:
-    sys.exit(f"lesson 6: {e}")
+lm_hidden, batch, seq_len, lm_steps = (64, 16, 32, 80) if quick else (128, 32, 32, 500)
+# Read the corpus first, so that a bad --text fails at once: the language models
+# train on the first 90 %, which must fill at least one window of batch x seq_len.
+text = load_text(lesson.args.text, min_chars=(batch * seq_len + 1) * 10 // 9 + 1)
 
 lesson.say("""
     The LSTM keeps two states, a hidden state h and a cell state c, and
@@ -306,7 +305,6 @@ vocab = CharVocab(text)
 ids = vocab.encode(text)
 cut = int(0.9 * len(ids))
 train_ids, test_ids = ids[:cut], ids[cut:]
-lm_hidden, batch, seq_len, lm_steps = (64, 16, 32, 80) if quick else (128, 32, 32, 500)
 eval_rows = min(64, len(test_ids) - 1)
 scored = test_ids[1:1 + eval_rows * ((len(test_ids) - 1) // eval_rows)]
 trigram = fit_add_k(train_ids, len(vocab), order=3).bits_per_char(

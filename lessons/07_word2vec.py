@@ -84,6 +84,17 @@ EPOCHS = 1 if quick else 5
 MIN_STEPS = 50 if quick else 300  # so that a short --text still trains for a while
 LR = 0.01
 
+# Read the real text first, so that a bad --text fails before any training.
+source = lesson.args.text or "pydoc_data.topics and standard-library docstrings"
+text = load_text(source) if lesson.args.text else pydoc_topics() + "\n\n" + stdlib_docstrings()
+text_tokens = words(text)
+text_vocab = WordVocab(text_tokens, min_count=MIN_COUNT, unk=None)
+if len(text_vocab) < 2 * NEGATIVES or text_vocab.counts.sum() < 10 * WINDOW:
+    raise DataError(f"{source}: too few words to learn vectors from: {len(text_vocab)} distinct "
+                    f"words occur at least {MIN_COUNT} times ({text_vocab.counts.sum():,} "
+                    f"occurrences), and {2 * NEGATIVES} such words with {10 * WINDOW} occurrences "
+                    "are needed (give a longer file)")
+
 
 def label_apart(ax, xy, labels, colours=None, fontsize=7):
     """Write labels beside their points, in order, skipping any that would
@@ -95,14 +106,14 @@ def label_apart(ax, xy, labels, colours=None, fontsize=7):
                ((-3, 2), "right", "bottom"), ((-3, -2), "right", "top")]
     for k, (point, label) in enumerate(zip(xy, labels, strict=True)):
         for offset, ha, va in offsets:
-            text = ax.annotate(label, point, xytext=offset, textcoords="offset points",
+            note = ax.annotate(label, point, xytext=offset, textcoords="offset points",
                                ha=ha, va=va, fontsize=fontsize,
                                color=None if colours is None else colours[k])
-            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            box = note.get_window_extent(renderer).expanded(1.05, 1.1)
             if not any(box.overlaps(other) for other in placed):
                 placed.append(box)
                 break
-            text.remove()
+            note.remove()
     return len(placed)
 
 
@@ -262,21 +273,8 @@ lesson.savefig(fig, "planted_pca")
 
 # --------------------------------------------------------------- real text
 lesson.section("Real text")
-if lesson.args.text:
-    source = lesson.args.text
-    try:
-        text = load_text(source)
-    except DataError as e:
-        raise SystemExit(f"error: {e}") from None
-else:
-    source = "pydoc_data.topics and standard-library docstrings"
-    text = pydoc_topics() + "\n\n" + stdlib_docstrings()
-tokens = words(text)
-vocab = WordVocab(tokens, min_count=MIN_COUNT, unk=None)
+tokens, vocab = text_tokens, text_vocab
 ids = vocab.encode([w for w in tokens if w in vocab.stoi])
-if len(vocab) < 2 * NEGATIVES or len(ids) < 10 * WINDOW:
-    raise SystemExit(f"{source}: {len(ids)} tokens of {len(vocab)} words seen at least "
-                     f"{MIN_COUNT} times are too few to learn vectors from")
 pairs = [(a, b) for a, b in RELATED if a in vocab.stoi and b in vocab.stoi]
 a_ids = vocab.encode([a for a, _ in pairs] + [b for _, b in pairs])
 b_ids = vocab.encode([b for _, b in pairs] + [a for a, _ in pairs])

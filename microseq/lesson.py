@@ -27,6 +27,10 @@ its web page <out>/index.html (see microseq.report).
 Every lesson takes --quick (seconds, what the tests run), --seed (default 0)
 and --out DIR (default runs/lesson-N/), plus its own `arguments`, each given
 as {flag: argparse keyword arguments}; they are read in `lesson.args`.
+A mistake in them (a negative seed, an --out that is a file) ends the run at
+once with one line naming the flag; so does bad input the library names with
+its own exception (a DataError for a text file, a CheckpointError, a
+NonFiniteLossError): the message, without a traceback.
 """
 import argparse
 import inspect
@@ -45,7 +49,10 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from microseq import fast, graph
+from microseq.checkpoint import CheckpointError
+from microseq.data import DataError
 from microseq.report import Transcript, figure_caption, write_lesson_page
+from microseq.train import NonFiniteLossError
 
 # Figures are written to files, never shown: no display needed.
 matplotlib.use("Agg")
@@ -62,10 +69,15 @@ class Lesson:
 
     def __init__(self, number, title, arguments=None, argv=None):
         parser = argparse.ArgumentParser(description=f"Lesson {number}: {title}")
+        # A mistake in the arguments, or bad input the library names, is one line.
+        parser.error = lambda message: parser.exit(
+            2, f"lesson {number}: {message} (--help lists the options)\n")
+        sys.excepthook = lambda *exception: _one_line(number, *exception)
         parser.add_argument("--quick", action="store_true",
                             help="a small run that takes seconds (what the tests run)")
-        parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-        parser.add_argument("--out", type=Path, default=Path(f"runs/lesson-{number}"),
+        parser.add_argument("--seed", type=_seed, default=0,
+                            help="random seed, a whole number >= 0 (default 0)")
+        parser.add_argument("--out", type=_output_directory, default=f"runs/lesson-{number}",
                             help="where figures and metrics.json go (default runs/lesson-N/)")
         for flag, options in (arguments or {}).items():
             parser.add_argument(flag, **options)
@@ -240,3 +252,41 @@ def _is_table(text):
 def _json_number(x):
     # JSON has no NaN or infinity: write them as strings rather than invalid JSON
     return x if math.isfinite(x) else str(x)
+
+
+def _seed(text):
+    """argparse type of --seed: numpy's generators take whole numbers >= 0."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _output_directory(text):
+    """argparse type of --out: the directory, created, once a file could be written there."""
+    out = Path(text)
+    for parent in (out, *out.parents):
+        if parent.is_file():
+            raise argparse.ArgumentTypeError(
+                f"{parent} is a file, not a directory"
+                + ("" if parent == out else f", so {out} cannot be made"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".write-test").touch()
+        (out / ".write-test").unlink()
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot create or write to {out}: "
+                                         f"{e.strerror}") from None
+    return out
+
+
+# Bad input the library names (a file, a checkpoint, a diverged run) ends the
+# lesson with its message on one line; any other exception is a bug and keeps
+# its traceback.
+USER_ERRORS = (DataError, CheckpointError, NonFiniteLossError)
+
+
+def _one_line(number, kind, error, traceback):
+    if issubclass(kind, USER_ERRORS):
+        print(f"lesson {number}: {error}", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, error, traceback)

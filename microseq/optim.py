@@ -82,10 +82,14 @@ class Optimizer:
                 raise ValueError(f"optimizer state '{name}' has shape {value.shape}, but "
                                  f"parameter {index} has shape {p.shape}")
             states[int(index)][key] = value.astype(p.dtype, copy=True)
+        hyper = {}
         for name in self.hyperparameters:
-            value = state_dict[name]
-            kind = type(getattr(self, name))
-            setattr(self, name, tuple(float(v) for v in value) if kind is tuple else kind(value))
+            if name not in state_dict:
+                raise KeyError(f"optimizer state has no '{name}'")
+            kind, value = type(getattr(self, name)), state_dict[name]
+            hyper[name] = tuple(float(v) for v in value) if kind is tuple else kind(value)
+        for name, value in hyper.items():
+            setattr(self, name, value)
         self.state = states
 
 

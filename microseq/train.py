@@ -4,124 +4,21 @@ checkpoints, and resume that continues exactly where a run stopped.
     history = train(model, optimizer, batches, loss_fn, steps=2000)
     plt.plot(history.steps, history.losses)
 
-A checkpoint is one `.npz` of plain arrays (no pickles): the model's state
-under `model/<name>`, the optimizer's under `optim/<name>`, the step, the
-state of microseq's default random generator as JSON text, and anything
-passed as `extra` under `extra/<name>`.
+Checkpoints are written and read by microseq.checkpoint; learning-rate
+schedules for `lr_schedule` sit at the end of this file.
 """
-import json
-import os
-import re
-import tempfile
+import math
 
 import numpy as np
 from tqdm import tqdm
 
+from microseq.checkpoint import latest_checkpoint, list_checkpoints, resume_run, save_run
 from microseq.optim import clip_grad_norm_
 from microseq.tensor import default_rng, no_grad
 
-FORMAT = "microseq-checkpoint-1"
 
-
-class CheckpointError(ValueError):
-    """A file is not a microseq checkpoint, or does not fit the model."""
-
-
-# --- checkpoints --------------------------------------------------------------
-
-
-def save_checkpoint(path, model, optimizer=None, step=0, extra=None):
-    """Write model, optimizer, step, random state and `extra` (a dict of
-    arrays, numbers or strings) to `path`, atomically: the data goes to a
-    temporary file in the same directory, which is then renamed over `path`.
-    A crash mid-write leaves the previous checkpoint, never a truncated one."""
-    arrays = {"format": np.array(FORMAT), "step": np.array(step),
-              "rng/default": np.array(json.dumps(default_rng().bit_generator.state))}
-    arrays.update({f"model/{k}": v for k, v in model.state_dict().items()})
-    if optimizer is not None:
-        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
-    arrays.update({f"extra/{k}": v for k, v in (extra or {}).items()})
-
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before the rename makes it visible
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def load_checkpoint(path, model, optimizer=None):
-    """Restore model, optimizer and the default random generator from `path`.
-
-    Returns `(step, extra)`; extra's 0-d values come back as Python numbers
-    and strings. Everything is checked before anything is changed.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        f = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:  # numpy takes an unknown format for a pickle
-        raise CheckpointError(f"{path} is not a microseq checkpoint ({e})") from None
-    if not isinstance(f, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{path} is not a microseq checkpoint (a single array, not an .npz)")
-    with f:
-        arrays = {}
-        for name in f.files:
-            try:
-                arrays[name] = f[name]
-            except ValueError:
-                raise CheckpointError(f"{path}: '{name}' is an object array, which would need "
-                                      "unpickling; refused (allow_pickle=False)") from None
-    if "format" not in arrays or arrays["format"].item() != FORMAT:
-        raise CheckpointError(f"{path} is not a microseq checkpoint (no '{FORMAT}' marker)")
-
-    def section(prefix):
-        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-    state = section("model/")
-    expected = model.state_dict()
-    missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
-    if missing or unexpected:
-        raise CheckpointError(f"{path} does not fit the model: missing {sorted(missing)}, "
-                              f"unexpected {sorted(unexpected)}")
-    for name, value in state.items():
-        if value.shape != expected[name].shape:
-            raise CheckpointError(f"{path}: parameter '{name}' has shape {value.shape} in the "
-                                  f"checkpoint but {expected[name].shape} in the model")
-    if optimizer is not None:
-        optim_state = section("optim/")
-        if not optim_state:
-            raise CheckpointError(f"{path} holds no optimizer state")
-        try:
-            optimizer.load_state_dict(optim_state)
-        except (KeyError, ValueError) as e:
-            raise CheckpointError(f"{path}: the optimizer state does not fit: {e}") from None
-    model.load_state_dict(state)
-    default_rng().bit_generator.state = json.loads(arrays["rng/default"].item())
-    extra = {k: v.item() if v.ndim == 0 else v for k, v in section("extra/").items()}
-    return int(arrays["step"]), extra
-
-
-def latest_checkpoint(directory):
-    """The path of the highest-step `step_<n>.npz` in directory, or None."""
-    if not os.path.isdir(directory):
-        return None
-    steps = [int(m.group(1)) for name in os.listdir(directory)
-             if (m := re.fullmatch(r"step_(\d+)\.npz", name))]
-    return _checkpoint_path(directory, max(steps)) if steps else None
-
-
-def _checkpoint_path(directory, step):
-    return os.path.join(directory, f"step_{step:06d}.npz")
-
-
-# --- the loop -------------------------------------------------------------------
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite: training stopped before that step's update."""
 
 
 class History(list):
@@ -180,10 +77,9 @@ class _Batches:
         return batch
 
     def state(self):
-        return json.dumps({"epoch_start": self.epoch_start, "taken": self.taken})
+        return {"epoch_start": self.epoch_start, "taken": self.taken}
 
     def restore(self, state):
-        state = json.loads(state)
         self.rng.bit_generator.state = state["epoch_start"]
         self._begin_epoch()
         for _ in range(state["taken"]):
@@ -193,7 +89,7 @@ class _Batches:
 
 def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_schedule=None,
           evaluate=None, eval_every=None, checkpoint_dir=None, checkpoint_every=None,
-          resume=False, progress=None, desc="train"):
+          resume=False, keep_last=5, error_if_nonfinite=True, progress=None, desc="train"):
     """Run `steps` optimizer steps and return their History.
 
     Each step takes the next batch, computes `loss = loss_fn(model, batch)`
@@ -221,7 +117,13 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_sc
         state and the position in the batch stream) and the result is the
         same as a run that never stopped. State a loss function carries from
         batch to batch on its own (a truncated-BPTT hidden state) is not
-        saved: after a resume it starts afresh.
+        saved: after a resume it starts afresh. A damaged newest checkpoint
+        is set aside (renamed `.damaged`, with a warning) and the one before
+        it used. Without resume, checkpoint_dir must hold no checkpoints yet.
+    keep_last: how many of the newest checkpoints to keep (None: all).
+    error_if_nonfinite: a NaN or infinite loss raises NonFiniteLossError
+        before that step's update, so the weights (and the checkpoints) stay
+        those of the last good step; with False, training goes on regardless.
 
     Example:
 
@@ -243,24 +145,18 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_sc
     """
     if resume and not checkpoint_dir:
         raise ValueError("train: resume=True needs the checkpoint_dir to resume from")
+    if keep_last is not None and keep_last < 1:
+        raise ValueError(f"train: keep_last must be 1 or more (None keeps all), got {keep_last}")
+    if checkpoint_dir and not resume and list_checkpoints(checkpoint_dir):
+        raise ValueError(f"train: {checkpoint_dir} already holds checkpoints of a run (the "
+                         f"newest: {latest_checkpoint(checkpoint_dir)}); pass resume=True to "
+                         "continue it, or choose another checkpoint_dir")
     stream = _Batches(batches, seed)
     history = History()
     start = 0
-    path = latest_checkpoint(checkpoint_dir) if resume else None
-    if path:
-        start, extra = load_checkpoint(path, model, optimizer)
-        stream.restore(extra["batches"])
-        metrics = json.loads(extra["history/metrics"])
-        records = zip(extra["history/step"], extra["history/loss"], strict=True)
-        history.extend((int(s), float(loss), metrics.get(str(s), {})) for s, loss in records)
-
-    def checkpoint(step):
-        save_checkpoint(_checkpoint_path(checkpoint_dir, step), model, optimizer, step, extra={
-            "batches": stream.state(),
-            "history/step": np.array(history.steps, dtype=np.int64),
-            "history/loss": np.array(history.losses, dtype=np.float64),
-            "history/metrics": json.dumps({s: m for s, _, m in history if m}),
-        })
+    if resume:
+        start, records = resume_run(checkpoint_dir, model, optimizer, stream)
+        history.extend(records)
 
     model.train()
     running, shown = None, {}
@@ -270,6 +166,9 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_sc
         for step in range(start + 1, steps + 1):
             optimizer.zero_grad()
             loss = loss_fn(model, next(stream))
+            value = loss.item()
+            if error_if_nonfinite and not math.isfinite(value):
+                raise NonFiniteLossError(_nonfinite_message(value, step, checkpoint_dir))
             loss.backward()
             if clip is not None:
                 clip_grad_norm_(optimizer.params, clip)
@@ -277,16 +176,15 @@ def train(model, optimizer, batches, loss_fn, steps, *, seed=0, clip=None, lr_sc
                 optimizer.lr = lr_schedule(step - 1)
             optimizer.step()
 
-            loss = loss.item()
-            running = loss if running is None else 0.95 * running + 0.05 * loss
+            running = value if running is None else 0.95 * running + 0.05 * value
             metrics = {}
             if evaluate is not None and (step == steps or eval_every and step % eval_every == 0):
                 metrics = _evaluate(model, evaluate)
                 shown = {k: f"{v:.4g}" for k, v in metrics.items()}
-            history.append((step, loss, metrics))
+            history.append((step, value, metrics))
             if checkpoint_dir and (step == steps or checkpoint_every
                                    and step % checkpoint_every == 0):
-                checkpoint(step)
+                save_run(checkpoint_dir, step, model, optimizer, stream, history, keep_last)
             bar.set_postfix({"loss": f"{running:.4f}", **shown}, refresh=False)
             bar.update()
     return history
@@ -301,3 +199,20 @@ def _evaluate(model, evaluate):
     finally:
         model.train()
         default_rng().bit_generator.state = rng_state
+
+
+def _nonfinite_message(loss, step, checkpoint_dir):
+    saved = latest_checkpoint(checkpoint_dir) if checkpoint_dir else None
+    kept = f"; the last checkpoint, {saved}, is from before it" if saved else ""
+    return (f"train: the loss is {loss} at step {step}; stopped before updating the weights "
+            f"with it{kept}. A lower learning rate or gradient clipping (clip=) may help; "
+            "error_if_nonfinite=False trains on regardless")
+
+
+# --- learning-rate schedules, for lr_schedule ---------------------------------------
+
+
+def cosine_decay(step, total, peak):
+    """The learning rate at `step` (0-based) of `total`: half a cosine from
+    `peak` down to zero, so the last steps are small and the weights settle."""
+    return peak * 0.5 * (1 + math.cos(math.pi * step / total))

@@ -14,7 +14,7 @@ from lesson_runs import assert_quick_run_passed, run_quick
 
 import microseq as ms
 from microseq.data import PAD, encode_seq2seq, seq2seq_vocab
-from microseq.models.seq2seq import Seq2Seq, cosine_decay, cut_at_pad, exact_match
+from microseq.models.seq2seq import Seq2Seq, cut_at_pad, exact_match
 from microseq.reference import peeky_loss_and_grads
 
 pytestmark = pytest.mark.lesson
@@ -149,8 +149,3 @@ def test_forget_gates_start_open():
         assert np.all(np.abs(total[:5]) < 1)          # the other gates keep their draw
 
 
-@given(total=st.integers(1, 500))
-def test_cosine_decay_falls_from_peak_to_zero(total):
-    rates = np.array([cosine_decay(step, total, 0.1) for step in range(total + 1)])
-    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0, abs=1e-15)
-    assert np.all(np.diff(rates) < 0)

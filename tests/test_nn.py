@@ -438,7 +438,20 @@ def test_load_state_dict_errors_name_keys_and_shapes():
     state["weight_ih_l1"] = np.zeros((64, 64))
     with pytest.raises(ValueError, match="missing keys: bias_hh_l0.*unexpected keys: weight_ih_l1"):
         rnn.load_state_dict(state)
-    rnn.load_state_dict(state, strict=False)
+    keys = rnn.load_state_dict(state, strict=False)
+    assert keys == (["bias_hh_l0"], ["weight_ih_l1"])
+    assert keys.missing_keys == ["bias_hh_l0"] and keys.unexpected_keys == ["weight_ih_l1"]
+
+
+def test_load_state_dict_returns_missing_and_unexpected_keys_as_pytorch_does():
+    rnn = nn.RNN(2, 3)
+    matched = rnn.load_state_dict(rnn.state_dict())
+    assert matched == ([], []) and repr(matched) == "<All keys matched successfully>"
+    misspelled = {"weight_ih_10": np.ones((3, 2))}  # one, zero for l, zero
+    keys = rnn.load_state_dict(misspelled, strict=False)
+    assert keys.unexpected_keys == ["weight_ih_10"]
+    assert keys.missing_keys == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    assert not (rnn.weight_ih_l0.data == 1).all()  # nothing loaded, and now the caller knows
 
 
 def test_to_float64_casts_parameters():

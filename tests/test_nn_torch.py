@@ -119,3 +119,16 @@ def test_dot_attention_matches_torch():
         *(torch.tensor(a) for a in (q, k, v)), attn_mask=torch.tensor(mask)[:, None, :])
     assert_same(context.data, torch_context, np.float64)
     assert (weights.data[~np.broadcast_to(mask[:, None], weights.shape)] == 0).all()
+
+
+def test_load_state_dict_reports_the_keys_pytorch_reports():
+    ours, theirs = nn.LSTM(2, 3, num_layers=2), torch.nn.LSTM(2, 3, num_layers=2)
+    state = {k: v.numpy() for k, v in theirs.state_dict().items() if "l1" not in k}
+    state["weight_hh_10"] = state.pop("weight_hh_l0")  # a misspelled key
+    got = ours.load_state_dict(state, strict=False)
+    want = theirs.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()},
+                                  strict=False)
+    assert (got.missing_keys, got.unexpected_keys) == (want.missing_keys, want.unexpected_keys)
+    assert got.missing_keys and got.unexpected_keys == ["weight_hh_10"]
+    assert repr(ours.load_state_dict(ours.state_dict())) == repr(
+        theirs.load_state_dict(theirs.state_dict()))

@@ -1,202 +1,19 @@
-"""Checkpoints (atomic, pickle-free, clear errors) and the training loop,
-above all: a run that stops and resumes equals a run that never stopped."""
-import json
+"""The training loop, above all: a run that stops and resumes equals a run
+that never stopped; a NaN loss stops it; learning-rate schedules."""
+import math
 import os
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from tiny_training import X, Y, evaluate, fresh, mse, params_of, run, shuffled_batches
 
 import microseq
-from microseq import Tensor, nn
-from microseq.optim import SGD, Adam
-from microseq.train import (
-    CheckpointError, History, latest_checkpoint, load_checkpoint, save_checkpoint, train,
-)
+from microseq.checkpoint import latest_checkpoint
+from microseq.train import History, NonFiniteLossError, cosine_decay, train
 
-pytestmark = pytest.mark.nn
-
-
-@pytest.fixture(autouse=True)
-def _keep_default_rng():
-    """These tests reseed microseq's generator; leave it as other tests found it."""
-    state = microseq.default_rng().bit_generator.state
-    yield
-    microseq.default_rng().bit_generator.state = state
-
-
-class Net(nn.Module):
-    """A GRU over a short sequence, dropout, and a linear read-out: small, but
-    with the randomness (dropout draws from microseq's default generator) and
-    the train/eval switch a real lesson has."""
-
-    def __init__(self, n_in=3, hidden=8, n_out=2):
-        self.gru = nn.GRU(n_in, hidden, batch_first=True)
-        self.drop = nn.Dropout(0.2)
-        self.out = nn.Linear(hidden, n_out)
-
-    def forward(self, x):
-        _, h = self.gru(Tensor(x))
-        return self.out(self.drop(h[0]))
-
-
-X = np.random.default_rng(1).standard_normal((20, 4, 3)).astype(np.float32)
-Y = np.stack([X[:, 0, 0] - X[:, -1, 1], X[:, :, 2].mean(axis=1)], axis=1)
-
-
-def shuffled_batches(rng):
-    """One epoch of 5 shuffled batches of 4."""
-    order = rng.permutation(len(X))
-    for i in range(0, len(X), 4):
-        yield X[order[i:i + 4]], Y[order[i:i + 4]]
-
-
-def mse(model, batch):
-    x, y = batch
-    diff = model(x) - Tensor(y)
-    return (diff * diff).mean()
-
-
-def evaluate(model):
-    microseq.default_rng().standard_normal(3)  # evaluation that samples must not shift training
-    return {"mse": mse(model, (X, Y)).item(), "training": float(model.drop.training)}
-
-
-def fresh(seed):
-    microseq.manual_seed(seed)
-    model = Net()
-    return model, Adam(model.parameters(), lr=0.02)
-
-
-def params_of(model):
-    return {name: p.data.copy() for name, p in model.named_parameters()}
-
-
-# --- checkpoints ---------------------------------------------------------------
-
-
-def test_checkpoint_round_trip(tmp_path):
-    path = tmp_path / "ck.npz"
-    model, optimizer = fresh(0)
-    train(model, optimizer, shuffled_batches, mse, steps=3, progress=False)
-    saved, rng_state = params_of(model), microseq.default_rng().bit_generator.state
-    save_checkpoint(path, model, optimizer, step=3, extra={"note": "hi", "ids": np.arange(4)})
-
-    other, other_optimizer = fresh(7)
-    microseq.default_rng().standard_normal(5)
-    step, extra = load_checkpoint(path, other, other_optimizer)
-    assert step == 3 and extra["note"] == "hi"
-    np.testing.assert_array_equal(extra["ids"], np.arange(4))
-    for name, value in params_of(other).items():
-        np.testing.assert_array_equal(value, saved[name])
-    assert microseq.default_rng().bit_generator.state == rng_state
-    np.testing.assert_array_equal(other_optimizer.state[0]["exp_avg"],
-                                  optimizer.state[0]["exp_avg"])
-
-
-def test_checkpoint_is_plain_arrays_with_rng_state_as_json(tmp_path):
-    path = tmp_path / "ck.npz"
-    model, optimizer = fresh(0)
-    save_checkpoint(path, model, optimizer, step=5)
-    with np.load(path, allow_pickle=False) as f:
-        assert {"model/gru.weight_ih_l0", "model/out.bias", "optim/lr", "step"} <= set(f.files)
-        assert f["rng/default"].dtype.kind == "U" and f["rng/default"].ndim == 0
-        assert json.loads(f["rng/default"].item())["bit_generator"] == "PCG64"
-
-
-def test_a_crash_while_writing_keeps_the_old_checkpoint(tmp_path, monkeypatch):
-    path = tmp_path / "ck.npz"
-    model, optimizer = fresh(0)
-    save_checkpoint(path, model, optimizer, step=1)
-    before = params_of(model)
-
-    def crash_midway(file, *args, **kwargs):
-        file.write(b"PK\x03\x04 half a zip")
-        raise OSError("disk full")
-
-    model.out.weight.data += 1
-    monkeypatch.setattr(np, "savez", crash_midway)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, model, optimizer, step=2)
-    monkeypatch.undo()
-
-    assert os.listdir(tmp_path) == ["ck.npz"]  # no temporary file left behind
-    step, _ = load_checkpoint(path, model, optimizer)
-    assert step == 1
-    np.testing.assert_array_equal(model.out.weight.data, before["out.weight"])
-
-
-def test_load_errors_are_clear(tmp_path):
-    model, optimizer = fresh(0)
-    missing = tmp_path / "nowhere.npz"
-    with pytest.raises(FileNotFoundError, match="nowhere.npz"):
-        load_checkpoint(missing, model)
-
-    text = tmp_path / "notes.txt"
-    text.write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="notes.txt is not a microseq checkpoint"):
-        load_checkpoint(text, model)
-
-    plain = tmp_path / "plain.npz"
-    np.savez(plain, weight=np.zeros((2, 8)))
-    with pytest.raises(CheckpointError, match="not a microseq checkpoint"):
-        load_checkpoint(plain, model)
-
-    single = tmp_path / "single.npy"
-    np.save(single, np.zeros(3))
-    with pytest.raises(CheckpointError, match="not a microseq checkpoint"):
-        load_checkpoint(single, model)
-
-    path = tmp_path / "small.npz"
-    microseq.manual_seed(0)
-    save_checkpoint(path, Net(n_in=5))
-    with pytest.raises(CheckpointError, match=r"'gru.weight_ih_l0' has shape \(24, 5\) in the "
-                                              r"checkpoint but \(24, 3\) in the model"):
-        load_checkpoint(path, model)
-    with pytest.raises(CheckpointError, match="no optimizer state"):
-        load_checkpoint(path, Net(n_in=5), SGD(model.parameters(), lr=0.1))
-
-    save_checkpoint(path, model, optimizer)
-    with pytest.raises(CheckpointError, match="small.npz: the optimizer state does not fit"):
-        load_checkpoint(path, model, Adam(model.out.parameters()))
-
-
-def test_a_checkpoint_with_missing_parameters_changes_nothing(tmp_path):
-    model, optimizer = fresh(0)
-    path = tmp_path / "ck.npz"
-    save_checkpoint(path, model, optimizer)
-    with np.load(path) as f:
-        arrays = {k: f[k] for k in f.files if k != "model/out.bias"}
-    np.savez(path, **arrays)
-    other, _ = fresh(1)
-    before = params_of(other)
-    with pytest.raises(CheckpointError, match=r"missing \['out.bias'\]"):
-        load_checkpoint(path, other)
-    np.testing.assert_array_equal(other.out.weight.data, before["out.weight"])
-
-
-def test_object_arrays_are_refused(tmp_path):
-    model, _ = fresh(0)
-    path = tmp_path / "evil.npz"
-    save_checkpoint(path, model)
-    with np.load(path) as f:
-        arrays = {k: f[k] for k in f.files}
-    arrays["extra/payload"] = np.array([{"a": 1}], dtype=object)
-    np.savez(path, **arrays)  # numpy pickles the object array
-    with pytest.raises(CheckpointError, match="'extra/payload' is an object array"):
-        load_checkpoint(path, model)
-    with pytest.raises(ValueError):  # nor can one be written
-        save_checkpoint(tmp_path / "x.npz", model, extra={"obj": np.array([None], dtype=object)})
-
-
-# --- the training loop ----------------------------------------------------------
-
-
-def run(seed, steps, directory=None, resume=False, batches=shuffled_batches, **kwargs):
-    model, optimizer = fresh(seed)
-    history = train(model, optimizer, batches, mse, steps, seed=3, evaluate=evaluate,
-                    eval_every=4, checkpoint_dir=directory, resume=resume, progress=False,
-                    **kwargs)
-    return model, history
+pytestmark = [pytest.mark.nn, pytest.mark.usefixtures("keep_default_rng")]
 
 
 @pytest.mark.parametrize("k", [5, 7])  # at an epoch's end and in its middle
@@ -260,6 +77,8 @@ def test_argument_mistakes_are_clear_errors():
     model, optimizer = fresh(0)
     with pytest.raises(ValueError, match="resume=True needs the checkpoint_dir"):
         train(model, optimizer, shuffled_batches, mse, steps=2, resume=True)
+    with pytest.raises(ValueError, match=r"keep_last must be 1 or more \(None keeps all\), got 0"):
+        train(model, optimizer, shuffled_batches, mse, steps=2, checkpoint_dir="x", keep_last=0)
     batches = shuffled_batches(np.random.default_rng(0))  # one epoch, consumed once
     with pytest.raises(ValueError, match="yielded no batches"):
         train(model, optimizer, batches, mse, steps=6, progress=False)
@@ -282,3 +101,61 @@ def test_lr_schedule_sets_the_rate_of_every_step_and_resumes_with_it(tmp_path):
     assert resumed.losses == whole.losses
     _, constant = run(0, 8)
     assert constant.losses != whole.losses  # the schedule did change the run
+
+
+def test_a_fresh_run_will_not_write_over_another_runs_checkpoints(tmp_path):
+    run(0, 2, tmp_path)
+    with pytest.raises(ValueError, match=r"already holds checkpoints of a run \(the newest: "
+                                         r".*step_000002.npz\); pass resume=True"):
+        run(0, 4, tmp_path)
+    assert os.listdir(tmp_path) == ["step_000002.npz"]
+
+
+@pytest.mark.parametrize("keep_last, kept", [(3, [8, 9, 10]), (1, [10]), (None, range(1, 11))])
+def test_keep_last_bounds_the_checkpoints_kept(tmp_path, keep_last, kept):
+    run(0, 10, tmp_path, checkpoint_every=1, keep_last=keep_last)
+    assert sorted(os.listdir(tmp_path)) == [f"step_{s:06d}.npz" for s in kept]
+
+
+def poisoned(bad_step, value):
+    """mse, except that the loss of step `bad_step` (1-based) is `value`."""
+    steps = iter(range(1, 10**6))
+
+    def loss_fn(model, batch):
+        loss = mse(model, batch)
+        return loss * value if next(steps) == bad_step else loss
+    return loss_fn
+
+
+@pytest.mark.parametrize("value, shown", [(math.nan, "nan"), (math.inf, "inf"),
+                                          (-math.inf, "-inf")])
+def test_a_non_finite_loss_stops_training_before_its_update(tmp_path, value, shown):
+    good, _ = run(0, 4)
+    model, optimizer = fresh(0)
+    with pytest.raises(NonFiniteLossError, match=rf"the loss is {shown} at step 5; stopped before "
+                                                 r"updating the weights with it; the last "
+                                                 r"checkpoint, .*step_000004.npz, is from before"):
+        train(model, optimizer, shuffled_batches, poisoned(5, value), 8, seed=3,
+              evaluate=evaluate, eval_every=4, checkpoint_dir=tmp_path, checkpoint_every=2,
+              progress=False)
+    for name, array in params_of(model).items():  # the weights after step 4, all finite
+        np.testing.assert_array_equal(array, params_of(good)[name])
+    assert sorted(os.listdir(tmp_path)) == ["step_000002.npz", "step_000004.npz"]
+
+
+def test_error_if_nonfinite_false_trains_on():
+    model, optimizer = fresh(0)
+    history = train(model, optimizer, shuffled_batches, poisoned(2, math.nan), 4,
+                    error_if_nonfinite=False, progress=False)
+    assert history.steps == [1, 2, 3, 4] and math.isnan(history.losses[1])
+    assert all(np.isnan(p.data).all() for p in model.parameters())  # what the check prevents
+
+
+# --- learning-rate schedules ------------------------------------------------------
+
+
+@given(total=st.integers(1, 500))
+def test_cosine_decay_falls_from_peak_to_zero(total):
+    rates = np.array([cosine_decay(step, total, 0.1) for step in range(total + 1)])
+    assert rates[0] == pytest.approx(0.1) and rates[-1] == pytest.approx(0, abs=1e-15)
+    assert np.all(np.diff(rates) < 0)

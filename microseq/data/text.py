@@ -19,14 +19,16 @@ class DataError(ValueError):
     The message names the file, symbol or argument at fault."""
 
 
-def load_text(path=None):
+def load_text(path=None, min_chars=1):
     """The text of the UTF-8 file at `path`, or the default corpus.
 
     With no path this is `pydoc_topics()`. Line endings are normalised to
     "\\n" and a leading byte-order mark is dropped, so the same text saved on
-    Windows gives the same vocabulary. A missing, unreadable, empty or
-    non-UTF-8 file raises DataError naming the path (and, for bad bytes,
-    the line and the byte's offset within that line).
+    Windows gives the same vocabulary. A missing, unreadable or non-UTF-8
+    file raises DataError naming the path (and, for bad bytes, the line and
+    the byte's offset within that line); so does a text shorter than
+    `min_chars` characters (the size a model's batches need) or one that
+    repeats a single character (there is nothing to predict).
     """
     if path is None:
         return pydoc_topics()
@@ -41,6 +43,13 @@ def load_text(path=None):
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise DataError(f"{path}: file is empty (there is no text to learn from)")
+    if len(text) < min_chars:
+        raise DataError(f"{path}: {len(text):,} characters, too short: at least {min_chars:,} "
+                        "are needed (give a longer file)")
+    if len(set(text.strip())) == 1:
+        raise DataError(f"{path}: the text is one character, {text.strip()[0]!r}, repeated: "
+                        "there is nothing to learn from (give a text with more than one "
+                        "character)")
     return text
 
 

@@ -45,7 +45,7 @@ class CharVocab:
 
     def decode(self, ids):
         """The string whose characters have these ids."""
-        return "".join(self.itos[i] for i in np.asarray(ids, dtype=np.int64).ravel())
+        return "".join(self.itos[i] for i in _checked_ids(ids, len(self)))
 
 
 class WordVocab:
@@ -93,4 +93,16 @@ class WordVocab:
 
     def decode(self, ids):
         """The list of words with these ids."""
-        return [self.itos[i] for i in np.asarray(ids, dtype=np.int64).ravel()]
+        return [self.itos[i] for i in _checked_ids(ids, len(self))]
+
+
+def _checked_ids(ids, size):
+    """`ids` as a flat int64 array, or a DataError naming the first id that is
+    not an integer in 0..size-1 (a negative id does not count from the end)."""
+    ids = np.asarray(ids).ravel()
+    if ids.size and ids.dtype.kind not in "iu":
+        raise DataError(f"ids must be integers, got {ids.dtype} values such as {ids[0].item()!r}")
+    bad = (ids < 0) | (ids >= size)
+    if bad.any():
+        raise DataError(f"id {ids[bad][0]} is not in the vocabulary (ids are 0 to {size - 1})")
+    return ids.astype(np.int64)

@@ -131,6 +131,9 @@ class CharLM(nn.Module):
         phrases, above 1 it takes risks and spells worse; temperature 0 always
         takes the most likely character. Returns an int array (n, length).
         """
+        if not (temperature >= 0 and math.isfinite(temperature)):  # NaN fails both
+            raise ValueError(f"sample: temperature must be a number >= 0 (0: always the most "
+                             f"likely character), got {temperature}")
         rng = np.random.default_rng(rng)
         prompt = np.asarray(prompt, dtype=np.int64)
         if prompt.ndim != 1 or len(prompt) == 0:

@@ -30,7 +30,7 @@ from microseq.ops import concat, cross_entropy
 from microseq.optim import Adam
 from microseq.scope import scope
 from microseq.tensor import no_grad
-from microseq.train import train
+from microseq.train import cosine_decay, train
 
 
 def open_forget_gates(lstm, bias=2.0):
@@ -142,12 +142,6 @@ def exact_match(model, xs, target, start_id, pad_id, batch_size=2500):
 
 
 # --- training ---------------------------------------------------------------------
-
-
-def cosine_decay(step, total, peak):
-    """The learning rate at `step` (0-based) of `total`: half a cosine from
-    `peak` down to zero, so the last steps are small and the weights settle."""
-    return peak * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
 def fit(model, xs, dec_in, target, train_idx, *, epochs, batch_size, lr, clip, seed,

@@ -83,6 +83,10 @@ class Embedding(Module):
         ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
         if ids.dtype.kind not in "iu":
             raise TypeError(f"Embedding: ids must be integers, got {ids.dtype}")
+        if ids.size and not 0 <= ids.min() <= ids.max() < self.num_embeddings:
+            bad = ids.min() if ids.min() < 0 else ids.max()
+            raise IndexError(f"Embedding: id {bad} is outside the table of {self.num_embeddings} "
+                             f"rows (ids must be 0 to {self.num_embeddings - 1})")
         vectors = self.weight[ids]
         if self.padding_idx is None:
             return vectors

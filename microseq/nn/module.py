@@ -6,9 +6,23 @@ a prefix), or a list/tuple of Modules (prefixed by position). Names follow
 PyTorch, so `model.state_dict()` has keys like `encoder.weight_ih_l0` and
 `layers.0.weight`.
 """
+from collections import namedtuple
+
 import numpy as np
 
 from microseq.tensor import Tensor
+
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What load_state_dict returns: the parameter names it did not find in
+    the state, and the names in the state the model does not have."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
 
 
 class Parameter(Tensor):
@@ -135,17 +149,19 @@ class Module:
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state, strict=True):
-        """Copy arrays into the parameters of the same name. A missing or
-        unexpected key is an error when strict; a wrong shape always is."""
+        """Copy arrays into the parameters of the same name; returns the names
+        missing from `state` and those in it the model does not have, as
+        IncompatibleKeys(missing_keys, unexpected_keys), as PyTorch does.
+        With strict (the default) either kind is an error; a wrong shape
+        always is. Nothing is changed unless everything fits."""
         params = dict(self.named_parameters())
+        keys = IncompatibleKeys([name for name in params if name not in state],
+                                [name for name in state if name not in params])
         problems = []
-        if strict:
-            missing = [name for name in params if name not in state]
-            unexpected = [name for name in state if name not in params]
-            if missing:
-                problems.append(f"missing keys: {', '.join(missing)}")
-            if unexpected:
-                problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        if strict and keys.missing_keys:
+            problems.append(f"missing keys: {', '.join(keys.missing_keys)}")
+        if strict and keys.unexpected_keys:
+            problems.append(f"unexpected keys: {', '.join(keys.unexpected_keys)}")
         arrays = {}
         for name, value in state.items():
             if name in params:
@@ -156,8 +172,9 @@ class Module:
                 arrays[name] = value
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
-        for name, value in arrays.items():  # nothing is changed unless everything fits
+        for name, value in arrays.items():
             params[name].data[...] = value
+        return keys
 
     # --- printing -----------------------------------------------------------
 
