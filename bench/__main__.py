@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 SUITES = ["bench.bench_scalar", "bench.bench_tensor", "bench.bench_word2vec",
-          "bench.bench_seq2seq"]
+          "bench.bench_seq2seq", "bench.bench_transformer"]
 
 
 def main():

@@ -2,9 +2,9 @@
 from microseq import functional, graph
 from microseq.gradcheck import GradcheckError, gradcheck, gradcheck_scalar
 from microseq.ops import (
-    add, binary_cross_entropy_with_logits, concat, cross_entropy, div, exp, getitem, log,
-    log_softmax, matmul, max, maximum, mean, mul, neg, pow, relu, reshape, sigmoid, softmax,
-    split, stack, sub, sum, tanh, transpose, where,
+    add, binary_cross_entropy_with_logits, concat, cross_entropy, div, exp, gelu, getitem, log,
+    log_softmax, masked_softmax, matmul, max, maximum, mean, mul, neg, pow, relu, reshape,
+    sigmoid, softmax, split, stack, sub, sum, tanh, transpose, where,
 )
 from microseq.scalar import Value
 from microseq.scope import scope
@@ -15,10 +15,10 @@ from microseq.tensor import (
 
 __all__ = [
     "AnomalyError", "GradcheckError", "ShapeError", "Tensor", "Value", "add",
-    "binary_cross_entropy_with_logits", "concat", "cross_entropy", "default_rng",
-    "detect_anomaly", "div", "exp", "functional", "getitem", "gradcheck", "gradcheck_scalar",
-    "graph", "is_grad_enabled", "log", "log_softmax", "manual_seed", "matmul", "max", "maximum",
-    "mean", "mul", "neg", "no_grad", "ones", "op", "pow", "randn", "relu", "reshape", "scope",
-    "sigmoid", "softmax", "split", "stack", "sub", "sum", "tanh", "tensor", "transpose", "where",
-    "zeros",
+    "binary_cross_entropy_with_logits", "concat", "cross_entropy", "default_rng", "detect_anomaly",
+    "div", "exp", "functional", "gelu", "getitem", "gradcheck", "gradcheck_scalar", "graph",
+    "is_grad_enabled", "log", "log_softmax", "manual_seed", "masked_softmax", "matmul", "max",
+    "maximum", "mean", "mul", "neg", "no_grad", "ones", "op", "pow", "randn", "relu", "reshape",
+    "scope", "sigmoid", "softmax", "split", "stack", "sub", "sum", "tanh", "tensor", "transpose",
+    "where", "zeros",
 ]

@@ -2,8 +2,8 @@
 gradients come for free from ops.py."""
 import numpy as np
 
-from microseq.ops import mean, transpose
-from microseq.tensor import default_rng
+from microseq.ops import _layer_norm, mean, transpose
+from microseq.tensor import ShapeError, default_rng
 
 
 def linear(x, weight, bias=None):
@@ -33,3 +33,14 @@ def one_hot(ids, n):
     """Integer ids (...) -> float32 array (..., n); a constant, not an op."""
     ids = np.asarray(ids)
     return (ids[..., None] == np.arange(n)).astype(np.float32)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing axes `normalized_shape` (an int or a tuple),
+    as torch's F.layer_norm; weight and bias, if given, have that shape."""
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(
+        normalized_shape)
+    if tuple(x.shape[x.ndim - len(normalized_shape):]) != normalized_shape:
+        raise ShapeError(f"layer_norm: input of shape {tuple(x.shape)} does not end in "
+                         f"normalized_shape {normalized_shape}")
+    return _layer_norm(x, weight, bias, normalized_ndim=len(normalized_shape), eps=eps)

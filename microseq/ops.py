@@ -8,9 +8,11 @@ recurrent steps in fused_cells.py are the engine's whole calculus; everything
 else is composed from them.
 """
 import builtins
+import math
 
 import numpy as np
 
+from microseq.special import erfc
 from microseq.tensor import Product, Scatter, ShapeError, Tensor, op
 
 # --- elementwise arithmetic (numpy broadcasting) ---------------------------
@@ -322,6 +324,105 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
 
     return np.asarray(losses.sum() * scale, logits.dtype), (vjp, None)
 
+
+
+# --- the Transformer's ops: layer norm, GELU, masked softmax -----------------
+# Fused for the same reasons as the softmax family: each is several numpy steps
+# with a short closed-form VJP, and composing them from primitives would cost
+# a graph node (and a saved array) per step.
+
+
+@op
+def _layer_norm(x, weight=None, bias=None, normalized_ndim=1, eps=1e-5):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last
+    `normalized_ndim` axes (var is the biased variance, as in PyTorch).
+
+    With x_hat = (x - mean) * r, r = 1 / sqrt(var + eps), N elements per row,
+    and g_hat = g * weight (the gradient reaching x_hat):
+
+        dx      = r * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
+        dweight = sum over rows of g * x_hat,      dbias = sum over rows of g
+
+    The two means are what moving one x does to every x_hat of its row
+    through the shared mean and variance.
+    """
+    shape = x.shape[x.ndim - normalized_ndim:]
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != shape:
+            raise ValueError(f"{name} of shape {p.shape} does not fit normalized_shape {shape}")
+    axes = tuple(range(-normalized_ndim, 0))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    r = 1 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + eps)
+    x_hat = centred * r
+    y = x_hat if weight is None else x_hat * weight
+    if bias is not None:
+        y = y + bias
+
+    def dx(g):
+        g_hat = g if weight is None else g * weight
+        return r * (g_hat - g_hat.mean(axis=axes, keepdims=True)
+                    - x_hat * (g_hat * x_hat).mean(axis=axes, keepdims=True))
+
+    return y, (dx, lambda g: g * x_hat, lambda g: g)
+
+
+# Python floats, not numpy scalars: they keep float32 inputs float32.
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_TANH_SCALE = math.sqrt(2 / math.pi)
+
+
+@op
+def gelu(x, approximate="none"):
+    """GELU(x) = x * Phi(x), Phi the standard normal CDF, as torch's F.gelu.
+
+    exact ("none"):  Phi(x) = erfc(-x / sqrt 2) / 2;  dy/dx = Phi(x) + x phi(x),
+                     phi(x) = exp(-x^2 / 2) / sqrt(2 pi), the normal density
+    "tanh":          y = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+                     dy/dx = (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+
+    erfc comes from microseq.special (numpy has none), accurate to 1 ulp.
+    """
+    if approximate == "none":
+        cdf = 0.5 * erfc(-x * _SQRT_HALF)
+        return x * cdf, lambda g: g * (cdf + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI)
+    if approximate == "tanh":
+        t = np.tanh(_TANH_SCALE * (x + 0.044715 * x * x * x))
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _TANH_SCALE * (1 + 3 * 0.044715 * x * x)
+        return 0.5 * x * (1 + t), lambda g: g * slope
+    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+@op
+def masked_softmax(x, mask, axis=-1):
+    """softmax(x) over `axis` among the entries the mask keeps; the rest get 0.
+
+    mask, broadcastable to x and never differentiated, is either boolean
+    (True = take part, as in F.scaled_dot_product_attention) or additive
+    (added to x: 0 keeps, -inf drops, any other number biases). The VJP is the
+    softmax's, y * (g - sum(g * y)): a dropped entry has y = 0 and gets none.
+
+    A row with every entry dropped would be 0/0 = NaN; here it is all zeros,
+    and so is its gradient (both factors of the VJP carry y = 0).
+    """
+    mask = np.asarray(mask)
+    try:
+        fits = np.broadcast_shapes(x.shape, mask.shape) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"mask of shape {mask.shape} does not broadcast to {x.shape}")
+    if mask.dtype == bool:
+        shifted = np.where(mask, x, -np.inf)
+    else:
+        shifted = x + mask.astype(x.dtype, copy=False)
+    top = np.max(shifted, axis=axis, keepdims=True)
+    top[np.isneginf(top)] = 0  # a fully dropped row: exp(-inf - 0) = 0, not NaN
+    y = np.exp(shifted - top)
+    total = np.sum(y, axis=axis, keepdims=True)
+    total[total == 0] = 1
+    y /= total
+    return y, (lambda g: y * (g - np.sum(g * y, axis=axis, keepdims=True)), None)
 
 
 # --- Tensor methods and operators, so models read like numpy/PyTorch --------

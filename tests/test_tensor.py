@@ -5,6 +5,8 @@ drives the properties, so adding an op to the table tests it everywhere.
 Tolerances: gradcheck runs in float64 with eps=1e-6 and accepts
 |autograd - numeric| <= 1e-6 + 1e-4 |numeric|.
 """
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -26,6 +28,14 @@ def _log_softmax(x):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _gelu(x):
+    return x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
 # name -> (our op, numpy witness, domain keyword arguments for `arrays`)
 UNARY = {
     "neg": (ms.neg, np.negative, {}),
@@ -39,6 +49,8 @@ UNARY = {
     "pow_negative": (lambda x: x ** -2, lambda x: x ** -2.0, dict(away_from_zero=0.3)),
     "softmax": (ms.softmax, lambda x: np.exp(_log_softmax(x)), {}),
     "log_softmax": (ms.log_softmax, _log_softmax, {}),
+    "gelu": (ms.gelu, _gelu, {}),
+    "gelu_tanh": (lambda x: ms.gelu(x, approximate="tanh"), _gelu_tanh, {}),
 }
 
 BINARY = {

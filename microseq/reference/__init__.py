@@ -18,6 +18,16 @@ from microseq.reference.lm import (
 )
 from microseq.reference.lstm import lstm_backward, lstm_forward
 from microseq.reference.rnn import rnn_backward, rnn_forward
+from microseq.reference.transformer import (
+    attention_backward,
+    attention_forward,
+    encoder_block_backward,
+    encoder_block_forward,
+    layer_norm_backward,
+    layer_norm_forward,
+    transformer_lm_loss_and_grads,
+    transformer_lm_step,
+)
 from microseq.reference.word2vec import (
     cbow_ns_loss_and_grads,
     scatter_add_rows,
@@ -25,14 +35,20 @@ from microseq.reference.word2vec import (
 )
 
 __all__ = [
+    "attention_backward",
+    "attention_forward",
     "cbow_ns_loss_and_grads",
     "dot_attention_backward",
     "dot_attention_forward",
+    "encoder_block_backward",
+    "encoder_block_forward",
     "gru_backward",
     "gru_forward",
     "gru_lm_loss_and_grads",
     "gru_lm_step",
     "init_lm_params",
+    "layer_norm_backward",
+    "layer_norm_forward",
     "lstm_backward",
     "lstm_forward",
     "lstm_lm_loss_and_grads",
@@ -43,4 +59,6 @@ __all__ = [
     "rnn_lm_step",
     "scatter_add_rows",
     "skipgram_ns_loss_and_grads",
+    "transformer_lm_loss_and_grads",
+    "transformer_lm_step",
 ]
