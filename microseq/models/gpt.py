@@ -9,21 +9,20 @@
 
 Each block is PyTorch's `nn.TransformerEncoderLayer` with the GPT-2
 arrangement (`norm_first=True`: layer norm before each sublayer, the
-residual path left clean; GELU in the feed-forward part), run under a causal
+residual path left clean; GPT-2's tanh form of GELU in the feed-forward
+part, which costs a fraction of the exact one), run under a causal
 mask so that position t sees positions 0..t only. Where each character
 stands comes from a learned position embedding added to its token embedding.
 """
+from functools import partial
+
 import numpy as np
 
 from microseq import nn
-from microseq.ops import cross_entropy, log_softmax, softmax
+from microseq.ops import cross_entropy, gelu, log_softmax, softmax
 from microseq.tensor import Tensor, no_grad
 
-
-def causal_mask(T):
-    """(T, T) bool, True above the diagonal: position t may not look at t' > t.
-    PyTorch's convention for a boolean attn_mask (True = not allowed)."""
-    return np.triu(np.ones((T, T), dtype=bool), k=1)
+gelu_tanh = partial(gelu, approximate="tanh")
 
 
 class CharGPT(nn.Module):
@@ -38,9 +37,9 @@ class CharGPT(nn.Module):
                  dim_feedforward=None):
         self.vocab_size, self.context = vocab_size, context
         self.tok_embed = nn.Embedding(vocab_size, d_model)
-        self.pos_embed = nn.Embedding(context, d_model)
+        self.positions = nn.LearnedPositionalEncoding(d_model, context, batch_first=True)
         block = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward or 4 * d_model,
-                                           dropout=0.0, activation="gelu", batch_first=True,
+                                           dropout=0.0, activation=gelu_tanh, batch_first=True,
                                            norm_first=True)
         self.blocks = nn.TransformerEncoder(block, num_layers, norm=nn.LayerNorm(d_model))
         self.head = nn.Linear(d_model, vocab_size)
@@ -51,13 +50,13 @@ class CharGPT(nn.Module):
         if not 1 <= T <= self.context:
             raise ValueError(f"CharGPT: inputs of 1 to {self.context} characters (its "
                              f"context), got {T}")
-        return self.tok_embed(ids) + self.pos_embed(np.arange(T))
+        return self.positions(self.tok_embed(ids))
 
     def forward(self, ids):
         """ids (B, T) -> logits (B, T, V); the logits at t depend on ids[:, :t+1] only."""
         ids = np.asarray(ids)
         T = ids.shape[-1]
-        hidden = self.blocks(self.embed(ids), mask=causal_mask(T), is_causal=True)
+        hidden = self.blocks(self.embed(ids), mask=nn.generate_square_subsequent_mask(T), is_causal=True)
         return self.head(hidden)
 
     def loss(self, x, y):
@@ -69,7 +68,7 @@ class CharGPT(nn.Module):
         (num_layers, nhead, T, T): row t is how position t spreads its
         attention over positions 0..t."""
         ids = np.asarray(ids)[None]
-        mask = causal_mask(ids.shape[1])
+        mask = nn.generate_square_subsequent_mask(ids.shape[1])
         maps = []
         was_training = self.training
         self.eval()
@@ -96,17 +95,16 @@ class CharGPT(nn.Module):
         n, C = len(ids) - 1, self.context   # n targets: ids[1:]
         if n < 1:
             raise ValueError("bits_per_char: the stream needs at least two characters")
-        half = max(1, C // 2)
-        starts = list(range(0, max(1, n - C) + 1, half))
-        if starts[-1] + C < n:
-            starts.append(n - C)           # the last window ends at the last target
+        half, width = max(1, C // 2), min(C, n)
+        starts = list(range(0, n - width + 1, half))
+        if starts[-1] != n - width:
+            starts.append(n - width)       # the last window ends at the last target
         total, scored = 0.0, 0             # targets up to `scored` are counted
         was_training = self.training
         self.eval()
         with no_grad():
             for first in range(0, len(starts), batch_size):
                 group = starts[first:first + batch_size]
-                width = min(C, n)
                 x = np.stack([ids[s:s + width] for s in group])
                 y = np.stack([ids[s + 1:s + 1 + width] for s in group])
                 logp = log_softmax(self(x)).data.astype(np.float64)

@@ -88,18 +88,27 @@ def matching_lstm(n_keys, n_values, n_params, embed_size=64):
     return RecallLSTM(n_keys, n_values, embed_size, hidden)
 
 
+_POSITIONS = {None: None, "sinusoidal": nn.PositionalEncoding,
+              "learned": nn.LearnedPositionalEncoding}
+
+
 class OrderClassifier(_Classifier):
     """Self-attention over symbols, averaged over positions, -> two classes.
 
-    positions=True adds a learned embedding of each position (up to
-    `length`) to each symbol's; without it the model sees a bag of symbols.
+    positions: None (the model sees a bag of symbols), "sinusoidal" (the
+    fixed encoding added to each symbol's embedding) or "learned" (a
+    trained vector per position, up to `length`).
     """
 
     def __init__(self, n_symbols, length, d_model=32, nhead=2, dim_feedforward=64,
-                 positions=True):
+                 positions="learned"):
+        if positions not in _POSITIONS:
+            raise ValueError(f"OrderClassifier: positions must be one of {list(_POSITIONS)}, "
+                             f"got {positions!r}")
         self.length = length
         self.embed = nn.Embedding(n_symbols, d_model)
-        self.pos_embed = nn.Embedding(length, d_model) if positions else None
+        self.positions = (_POSITIONS[positions](d_model, length, batch_first=True)
+                          if positions else None)
         self.encoder = _encoder(d_model, nhead, dim_feedforward, 1)
         self.head = nn.Linear(d_model, 2)
 
@@ -109,6 +118,6 @@ class OrderClassifier(_Classifier):
             raise ValueError(f"OrderClassifier: sequences of at most {self.length} symbols, "
                              f"got {ids.shape[-1]}")
         hidden = self.embed(ids)
-        if self.pos_embed is not None:
-            hidden = hidden + self.pos_embed(np.arange(ids.shape[-1]))
+        if self.positions is not None:
+            hidden = self.positions(hidden)
         return self.head(mean(self.encoder(hidden), axis=1))
