@@ -55,8 +55,8 @@ class CharGPT(nn.Module):
     def forward(self, ids):
         """ids (B, T) -> logits (B, T, V); the logits at t depend on ids[:, :t+1] only."""
         ids = np.asarray(ids)
-        T = ids.shape[-1]
-        hidden = self.blocks(self.embed(ids), mask=nn.generate_square_subsequent_mask(T), is_causal=True)
+        mask = nn.generate_square_subsequent_mask(ids.shape[-1])
+        hidden = self.blocks(self.embed(ids), mask=mask, is_causal=True)
         return self.head(hidden)
 
     def loss(self, x, y):
