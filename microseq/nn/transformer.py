@@ -401,9 +401,10 @@ class PositionalEncoding(_AddPositions):
 
 class LearnedPositionalEncoding(_AddPositions):
     """Adds a learned vector per position, the rows of `weight` (max_len, E)
-    initialised as nn.Embedding's (GPT's position embeddings); then dropout."""
+    initialised as nn.Embedding's (GPT's position embeddings); then dropout.
+    max_len has no default: every row is a parameter to train."""
 
-    def __init__(self, d_model, max_len=5000, dropout=0.0, batch_first=False):
+    def __init__(self, d_model, max_len, dropout=0.0, batch_first=False):
         super().__init__(d_model, max_len, dropout, batch_first)
         self.weight = Embedding(max_len, d_model).weight
 
