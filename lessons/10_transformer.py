@@ -37,10 +37,20 @@ lesson = Lesson(10, "Self-attention and the Transformer",
                                           help="a UTF-8 text file for the tiny GPT instead of "
                                                "the pydoc help texts")})
 quick = lesson.quick
+if quick:
+    D_MODEL, LAYERS, HEADS, CONTEXT, BATCH, STEPS, LR = 32, 2, 4, 32, 16, 60, 1e-2
+else:
+    D_MODEL, LAYERS, HEADS, CONTEXT, BATCH, STEPS, LR = 64, 2, 4, 64, 32, 800, 1e-2
+EVAL_ROWS = 64
 try:   # read the corpus first, so that a bad --text fails at once
     text = load_text(lesson.args.text)
 except DataError as e:
     sys.exit(f"lesson 10: {e}")
+# The first 90 % must hold a batch of windows, the last 10 % a row per evaluation row.
+min_chars = max((BATCH * CONTEXT + CONTEXT + 2) * 10 // 9, 10 * (EVAL_ROWS + 2))
+if len(text) < min_chars:
+    sys.exit(f"lesson 10: {lesson.args.text}: {len(text):,} characters, too few: the tiny "
+             f"GPT needs at least {min_chars:,}")
 rng = np.random.default_rng(lesson.seed)
 
 # ============================================================ self-attention
@@ -358,11 +368,7 @@ vocab = CharVocab(text)
 ids = vocab.encode(text)
 cut = int(0.9 * len(ids))
 train_ids, test_ids = ids[:cut], ids[cut:]
-if quick:
-    D_MODEL, LAYERS, HEADS, CONTEXT, BATCH, STEPS, LR = 32, 2, 4, 32, 16, 60, 1e-2
-else:
-    D_MODEL, LAYERS, HEADS, CONTEXT, BATCH, STEPS, LR = 64, 2, 4, 64, 32, 800, 1e-2
-WARMUP, CLIP, EVAL_ROWS = max(1, STEPS // 16), 1.0, 64
+WARMUP, CLIP = max(1, STEPS // 16), 1.0
 # The LSTM's batched evaluation scores the targets test_ids[1 : 1 + rows * S];
 # the GPT is given exactly that stream, so both are scored on the same characters.
 S = (len(test_ids) - 1) // EVAL_ROWS

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lesson_runs import assert_quick_run_passed, run_quick
+from lesson_runs import assert_quick_run_passed, run_lesson, run_quick
 from model_gradients import assert_directional_derivatives_match, randomize
 
 import microseq as ms
@@ -197,3 +197,12 @@ def test_which_first_labels_say_whether_a_comes_before_b(n, length, seed):
 def test_generators_name_a_bad_argument(call, message):
     with pytest.raises(DataError, match=message):
         call()
+
+
+def test_a_text_too_short_for_the_gpt_is_refused_by_name(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("far too short\n")
+    run = run_lesson("10_transformer", "--quick", "--text", short, "--out", tmp_path / "out",
+                     timeout=120)
+    assert run.returncode != 0
+    assert str(short) in run.stderr and "too few" in run.stderr
