@@ -99,7 +99,7 @@ lesson.metric("self_attention_equals_dot_attention_max_diff", gap, threshold=1e-
 # ============================================================ sqrt(d)
 lesson.section("Why the scores are divided by sqrt(d)")
 dims = 2 ** np.arange(1, 11)
-N_Q, N_K = (500, 16) if quick else (2000, 16)
+N_Q, N_K = (200, 16) if quick else (2000, 16)
 
 
 def softmax_health(d, scale):
@@ -289,7 +289,7 @@ if quick:
 else:
     PAIRS, RECALL_STEPS, RECALL_BATCH, RECALL_LR = 16, 400, 64, 3e-3
 recall_train = associative_recall(20_000, PAIRS, lesson.seed, N_KEYS, N_VALUES)
-recall_test = associative_recall(2_000, PAIRS, lesson.seed + 1, N_KEYS, N_VALUES)
+recall_test = associative_recall(500 if quick else 2_000, PAIRS, lesson.seed + 1, N_KEYS, N_VALUES)
 ms.manual_seed(lesson.seed)
 recall_models = {"Transformer": RecallTransformer(N_KEYS, N_VALUES, d_model=64, nhead=4,
                                                   dim_feedforward=128)}
