@@ -347,8 +347,8 @@ lesson.say(f"""
     lstm=recall_acc["LSTM"], gap=recall_acc["Transformer"] - recall_acc["LSTM"],
     yes="""Attention looks the answer up and is right {transformer:.0%} of the
         time; the LSTM, with as many parameters and as many steps, is
-        {gap:.0%} points behind: storing every entry in one state is the hard
-        way to do this.""",
+        {gap:.0%} behind: storing every entry in one state is the hard way to
+        do this.""",
     no="""In this run the difference is not the clear one the lesson is about:
         {transformer:.0%} against {lstm:.0%}.""",
     short="""This quick run (fewer entries, fewer steps) is too short to show the
@@ -453,10 +453,11 @@ lesson.say(f"""
     Held-out bits per character after {STEPS * BATCH * CONTEXT:,} training characters
     (gpt_vs_lstm.png): GPT {bpc['GPT']:.3f}, LSTM {bpc['LSTM']:.3f}.
     """, lesson.claim(
-    "gpt <= lstm", gpt=bpc["GPT"], lstm=bpc["LSTM"], gap=bpc["GPT"] - bpc["LSTM"],
-    yes="""The GPT is ahead by {gap:.3f} bits: at this size attention does at
+    "gpt <= lstm", gpt=bpc["GPT"], lstm=bpc["LSTM"], lead=bpc["LSTM"] - bpc["GPT"],
+    behind=bpc["GPT"] - bpc["LSTM"],
+    yes="""The GPT is ahead by {lead:.3f} bits: at this size attention does at
         least as well as recurrence on text too.""",
-    no="""The LSTM is ahead by {gap:.3f} bits per character: at this tiny size
+    no="""The LSTM is ahead by {behind:.3f} bits per character: at this tiny size
         and budget recurrence is a strong baseline on text, and the GPT's
         strengths (long contexts read in parallel, depth) have little room.""",
     short="""This quick run is far too short for either model to learn much
