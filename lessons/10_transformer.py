@@ -345,10 +345,11 @@ lesson.say(f"""
     """, lesson.claim(
     "transformer >= 0.95 and gap >= 0.2", transformer=recall_acc["Transformer"],
     lstm=recall_acc["LSTM"], gap=recall_acc["Transformer"] - recall_acc["LSTM"],
+    points=100 * (recall_acc["Transformer"] - recall_acc["LSTM"]),
     yes="""Attention looks the answer up and is right {transformer:.0%} of the
-        time; the LSTM, with as many parameters and as many steps, is
-        {gap:.0%} behind: storing every entry in one state is the hard way to
-        do this.""",
+        time; the LSTM, with as many parameters and as many steps, stays
+        {points:.0f} percentage points behind: storing every entry in one
+        state is the hard way to do this.""",
     no="""In this run the difference is not the clear one the lesson is about:
         {transformer:.0%} against {lstm:.0%}.""",
     short="""This quick run (fewer entries, fewer steps) is too short to show the
