@@ -219,7 +219,8 @@ lesson.say(f"""
     the point. Positional information breaks the symmetry: add to each input
     a vector that depends only on its position. The sinusoidal encoding of
     "Attention Is All You Need" (nn.PositionalEncoding) uses pairs of sines
-    and cosines of many wavelengths; with it the same shuffle changes the
+    and cosines of many wavelengths. With it added, the same shuffle no
+    longer just shuffles the outputs: they differ from the shuffled first
     outputs by up to {with_positions_gap:.2f}.
     """)
 lesson.metric("permutation_equivariance_max_diff_without_positions", equivariance_gap,
