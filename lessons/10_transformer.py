@@ -487,8 +487,17 @@ lesson.register(lesson.path("samples.txt"))
 lesson.section("What the heads look at")
 test_text = vocab.decode(test_ids)
 width = min(CONTEXT, 40)
-begin = next((i for i in range(0, len(test_text) - width)
-              if test_text[i] == "\n" and test_text[i + 1:i + width].count(" ") >= 4), 0) + 1
+
+
+def prose(line):
+    """A line of words (not code, not indentation): what the heads are shown on."""
+    return "\n" not in line and "  " not in line and line.count(" ") >= 4 and sum(
+        c.isalpha() for c in line) >= 0.75 * len(line)
+
+
+# the first line of the held-out text that starts with prose, or else its start
+begin = next((i + 1 for i in range(len(test_text) - width - 1)
+              if test_text[i] == "\n" and prose(test_text[i + 1:i + 1 + width])), 0)
 passage = test_text[begin:begin + width]
 maps = gpt.attention_maps(vocab.encode(passage))            # (layers, heads, T, T)
 labels = [{"\n": "¶", " ": "·"}.get(c, c) for c in passage]
