@@ -152,6 +152,20 @@ def test_char_gpt_bits_per_char_counts_every_character_once(n, context, batch, s
     assert abs(model.bits_per_char(ids, batch_size=batch) - want) < 1e-10
 
 
+@few
+@given(prompt_len=st.integers(1, 7), length=st.integers(1, 4), seed=seeds)
+def test_char_gpt_greedy_sample_takes_the_most_likely_next_character(prompt_len, length, seed):
+    """Temperature 0, prompts longer than the context included: each step is the
+    argmax of the logits at the last position, given the last `context` ids."""
+    rng = np.random.default_rng(seed)
+    model = randomize(CharGPT(6, d_model=4, nhead=2, num_layers=1, context=4), rng)
+    text = list(rng.integers(0, 6, prompt_len))
+    out = model.sample(text, length, temperature=0)
+    for _ in range(length):
+        text.append(int(model(np.array([text[-4:]])).data[0, -1].argmax()))
+    assert out.tolist() == [text[prompt_len:]]
+
+
 def test_char_gpt_refuses_inputs_longer_than_its_context():
     model = CharGPT(5, d_model=4, nhead=2, num_layers=1, context=3)
     with pytest.raises(ValueError, match="context"):
