@@ -1,8 +1,10 @@
 """Composite functions: ordinary code over the primitive ops, so their
 gradients come for free from ops.py."""
+import math
+
 import numpy as np
 
-from microseq.ops import _layer_norm, mean, transpose
+from microseq.ops import _layer_norm, masked_softmax, mean, softmax, transpose
 from microseq.tensor import ShapeError, default_rng
 
 
@@ -44,3 +46,34 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         raise ShapeError(f"layer_norm: input of shape {tuple(x.shape)} does not end in "
                          f"normalized_shape {normalized_shape}")
     return _layer_norm(x, weight, bias, normalized_ndim=len(normalized_shape), eps=eps)
+
+
+def attention(query, key, value, mask=None, scale=None, dropout_p=0.0):
+    """softmax(query key^T * scale + mask) value over the last two axes:
+    query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev).
+
+    Returns (output, weights (..., L, S)); the weights are after dropout, the
+    ones that multiplied value. mask is masked_softmax's: boolean with True
+    where a query may attend, or additive. scale defaults to 1/sqrt(E)."""
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    n = key.ndim
+    scores = (query * scale) @ key.transpose(*range(n - 2), n - 1, n - 2)   # (..., L, S)
+    weights = softmax(scores) if mask is None else masked_softmax(scores, mask)
+    weights = dropout(weights, dropout_p)
+    return weights @ value, weights                                         # (..., L, Ev)
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None):
+    """Attention as torch's F.scaled_dot_product_attention: the output of
+    `attention`. A boolean attn_mask marks with True what may be attended (the
+    opposite of nn.MultiheadAttention's masks); a float one is added.
+    is_causal lets query i attend to keys 0..i."""
+    if is_causal:
+        if attn_mask is not None:
+            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, "
+                             "not both")
+        attn_mask = np.tri(query.shape[-2], key.shape[-2], dtype=bool)
+    if attn_mask is not None:
+        attn_mask = np.asarray(getattr(attn_mask, "data", attn_mask))
+    return attention(query, key, value, attn_mask, scale, dropout_p)[0]

@@ -165,7 +165,7 @@ def reshape(a, shape):
 
 @op
 def transpose(a, axes=None):
-    inverse = None if axes is None else np.argsort(axes)
+    inverse = None if axes is None else np.argsort([axis % a.ndim for axis in axes])
     return np.transpose(a, axes), lambda g: np.transpose(g, inverse)
 
 
@@ -325,7 +325,6 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     return np.asarray(losses.sum() * scale, logits.dtype), (vjp, None)
 
 
-
 # --- the Transformer's ops: layer norm, GELU, masked softmax -----------------
 # Fused for the same reasons as the softmax family: each is several numpy steps
 # with a short closed-form VJP, and composing them from primitives would cost
@@ -337,8 +336,8 @@ def _layer_norm(x, weight=None, bias=None, normalized_ndim=1, eps=1e-5):
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the last
     `normalized_ndim` axes (var is the biased variance, as in PyTorch).
 
-    With x_hat = (x - mean) * r, r = 1 / sqrt(var + eps), N elements per row,
-    and g_hat = g * weight (the gradient reaching x_hat):
+    With x_hat = (x - mean) * r, r = 1 / sqrt(var + eps), means taken over
+    each row's normalised axes, and g_hat = g * weight (the gradient reaching x_hat):
 
         dx      = r * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat))
         dweight = sum over rows of g * x_hat,      dbias = sum over rows of g

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import microseq as ms
+from microseq import functional as F
 from microseq import nn
 from microseq.gradcheck import gradcheck
 
@@ -22,9 +23,11 @@ def encoder_layer(d=4, h=2, **options):
     return nn.TransformerEncoderLayer(d, h, **options).to(np.float64)
 
 
-@settings(max_examples=6)
+@settings(max_examples=4)
 @given(seed=seeds, batch_first=st.booleans(), causal=st.booleans(), padded=st.booleans())
-def test_multihead_attention_input_gradients(seed, batch_first, causal, padded):
+def test_multihead_cross_attention_gradients(seed, batch_first, causal, padded):
+    """Inputs and projection weights against finite differences, through
+    both outputs (the attention and its weights)."""
     rng = np.random.default_rng(seed)
     ms.manual_seed(seed)
     attention = nn.MultiheadAttention(4, 2, batch_first=batch_first).to(np.float64)
@@ -34,11 +37,12 @@ def test_multihead_attention_input_gradients(seed, batch_first, causal, padded):
     padding = (rng.random((N, S)) < 0.5) if padded else None
     mask = nn.generate_square_subsequent_mask(S, np.float64)[:L] if causal else None
 
-    def attend(query, key, value):
+    def attend(query, key, value, in_proj_weight, in_proj_bias):
+        attention.in_proj_weight, attention.in_proj_bias = in_proj_weight, in_proj_bias
         out, weights = attention(query, key, value, attn_mask=mask, key_padding_mask=padding)
         return ms.concat([out.reshape(-1), weights.reshape(-1)])
 
-    assert gradcheck(attend, q, kv, kv * 0.5)
+    assert gradcheck(attend, q, kv, kv * 0.5, rng.uniform(-1, 1, (12, 4)), rng.uniform(-1, 1, 12))
 
 
 def test_a_causal_layer_never_looks_ahead():
@@ -159,3 +163,12 @@ def test_positional_encodings_add_to_each_position():
 def test_bad_arguments_get_clear_errors(build, message):
     with pytest.raises((ValueError, TypeError), match=message):
         build()
+
+
+def test_scaled_dot_product_attention_takes_a_mask_or_is_causal_not_both():
+    q = ms.randn(2, 3, 4)
+    causal = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    masked = F.scaled_dot_product_attention(q, q, q, attn_mask=np.tril(np.ones((3, 3), bool)))
+    np.testing.assert_array_equal(causal.data, masked.data)
+    with pytest.raises(ValueError, match="give attn_mask or is_causal, not both"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=np.ones((3, 3), bool), is_causal=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import microseq as ms
+from microseq import functional as F
 from microseq import nn
 
 torch = pytest.importorskip("torch")
@@ -251,3 +252,26 @@ def test_encoder_matches_torch(norm_first, dtype):
     # is_causal=True alone builds the causal mask that torch must be given
     causal = ours(ms.tensor(x.data), is_causal=True)
     same(causal.data, theirs(tx, mask=torch.tensor(mask), is_causal=True), "causal", dtype)
+
+
+@pytest.mark.parametrize("mask,options", [
+    (None, {}), ("bool", {}), ("float", {"scale": 0.3}), (None, {"is_causal": True}),
+])
+def test_scaled_dot_product_attention_matches_torch(mask, options):
+    rng = np.random.default_rng(8)
+    arrays = (rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 6, 5)),
+              rng.standard_normal((2, 3, 6, 2)))
+    attn_mask = None
+    if mask is not None:  # True / 0 = may attend; key 0 always open (torch: NaN otherwise)
+        keep = rng.random((4, 6)) < 0.6
+        keep[:, 0] = True
+        attn_mask = keep if mask == "bool" else np.where(keep, rng.standard_normal((4, 6)),
+                                                         -np.inf)
+    ours_in, theirs_in = leaves(*arrays)
+    out = F.scaled_dot_product_attention(*ours_in, attn_mask=attn_mask, **options)
+    torch_out = torch.nn.functional.scaled_dot_product_attention(
+        *theirs_in, attn_mask=None if attn_mask is None else torch.tensor(attn_mask), **options)
+    same(out.data, torch_out)
+    backward_both(out, torch_out)
+    for name, a, b in zip("qkv", ours_in, theirs_in):
+        same(a.grad, b.grad, name)

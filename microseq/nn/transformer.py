@@ -31,7 +31,7 @@ import numpy as np
 from microseq import functional as F
 from microseq.nn.layers import Dropout, Embedding, Linear, uniform
 from microseq.nn.module import Module, Parameter
-from microseq.ops import concat, gelu, masked_softmax, relu, softmax, transpose
+from microseq.ops import concat, gelu, relu, transpose
 from microseq.scope import scope
 from microseq.tensor import DEFAULT_DTYPE, ShapeError, Tensor, default_rng
 
@@ -141,16 +141,13 @@ class MultiheadAttention(Module):
             query, key, value = (transpose(x, (1, 0, 2)) for x in (query, key, value))
         N, L, E = query.shape
         S = key.shape[1]
-        d = self.head_dim
         mask = self._merged_mask(attn_mask, key_padding_mask, is_causal, N, L, S, query.dtype)
 
         with scope("heads"):
             q, k, v = self._project(query, key, value, self_attention)   # (N, h, L|S, d) each
             k, v, mask = self._extra_keys(k, v, mask)                    # S -> S+1 or S+2
-            scores = (q * (1 / math.sqrt(d))) @ k.transpose(0, 1, 3, 2)  # (N, h, L, S)
-            weights = softmax(scores) if mask is None else masked_softmax(scores, mask)
-            attended = F.dropout(weights, self.dropout, self.training)   # (N, h, L, S)
-            heads = attended @ v                                         # (N, h, L, d)
+            heads, attended = F.attention(                               # (N, h, L, d),
+                q, k, v, mask, dropout_p=self.dropout if self.training else 0.0)  # (N, h, L, S)
         out = heads.transpose(0, 2, 1, 3).reshape(N, L, E)             # (N, L, E): heads joined
         out = self.out_proj(out)                                       # (N, L, E)
 
@@ -287,21 +284,20 @@ class TransformerEncoderLayer(Module):
         self.batch_first = batch_first
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
-        x = src if isinstance(src, Tensor) else Tensor(src)          # (L, N, E) or (N, L, E)
+        x = src if isinstance(src, Tensor) else Tensor(src)  # (L, N, E), or (N, L, E) batch_first
+
+        def attend(h):
+            return self._sa_block(h, src_mask, src_key_padding_mask, is_causal)
+
         if self.norm_first:
-            with scope("norm1"):
-                normed = self.norm1(x)
-            x = self._residual(x, self._sa_block(normed, src_mask, src_key_padding_mask,
-                                                 is_causal))
-            with scope("norm2"):
-                normed = self.norm2(x)
-            return self._residual(x, self._ff_block(normed))
-        x = self._residual(x, self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
-        with scope("norm1"):
-            x = self.norm1(x)
-        x = self._residual(x, self._ff_block(x))
-        with scope("norm2"):
-            return self.norm2(x)
+            x = self._residual(x, attend(self._norm(1, x)))              # x + attn(norm1(x))
+            return self._residual(x, self._ff_block(self._norm(2, x)))   # x + ff(norm2(x))
+        x = self._norm(1, self._residual(x, attend(x)))                  # norm1(x + attn(x))
+        return self._norm(2, self._residual(x, self._ff_block(x)))       # norm2(x + ff(x))
+
+    def _norm(self, k, x):
+        with scope(f"norm{k}"):
+            return getattr(self, f"norm{k}")(x)
 
     def _residual(self, x, update):
         with scope("residual"):
@@ -315,8 +311,8 @@ class TransformerEncoderLayer(Module):
 
     def _ff_block(self, x):
         with scope("feed-forward"):
-            x = self.linear2(self.dropout(self.activation(self.linear1(x))))  # (.., E)
-            return self.dropout2(x)
+            h = self.activation(self.linear1(x))                 # (..., dim_feedforward)
+            return self.dropout2(self.linear2(self.dropout(h)))  # (..., E)
 
 
 class TransformerEncoder(Module):
