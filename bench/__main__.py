@@ -3,13 +3,16 @@
 Ratios (ours / reference, lower is better) are what to compare: absolute
 times on a shared 2-core machine are noisy. BLAS is pinned to one thread by
 the Makefile, because matmuls this small get slower with more threads.
-Results also go to runs/bench.json.
+Results also go to runs/bench.json. `MICROSEQ_FAST=0 make bench` measures
+the plain path, every speed device off (see microseq.fast).
 """
 import argparse
 import importlib
 import json
 import os
 from pathlib import Path
+
+from microseq import fast
 
 SUITES = ["bench.bench_scalar", "bench.bench_tensor", "bench.bench_word2vec",
           "bench.bench_seq2seq", "bench.bench_transformer"]
@@ -22,6 +25,9 @@ def main():
     args = parser.parse_args()
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
     print(f"BLAS threads: {threads} (tiny matmuls get slower with more threads)")
+    tuned = fast.keep_freed_memory()
+    print(f"speed devices: {'on' if fast.enabled() else 'off (MICROSEQ_FAST=0)'}, "
+          f"allocator tuned: {tuned}")
     rows = []
     for name in SUITES:
         for row in importlib.import_module(name).run(args.repeats):

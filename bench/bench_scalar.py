@@ -16,11 +16,11 @@ numbers instead (see microseq/scalar.py).
 """
 import gc
 import itertools
-import math
 import random
 import statistics
 import time
 
+from microseq.data.moons import make_moons
 from microseq.scalar import Value
 
 
@@ -82,19 +82,6 @@ class ClosureValue:
             v._backward()
 
 
-def make_moons(n, rng, noise=0.1):
-    """Two interleaving half circles, labels -1 and +1 (as sklearn's make_moons)."""
-    points = []
-    for i in range(n):
-        angle = math.pi * rng.random()
-        if i % 2:
-            x, y, label = 1 - math.cos(angle), 0.5 - math.sin(angle), 1
-        else:
-            x, y, label = math.cos(angle), math.sin(angle), -1
-        points.append(((x + rng.gauss(0, noise), y + rng.gauss(0, noise)), label))
-    return points
-
-
 def make_mlp(value, sizes, rng):
     """micrograd's MLP as plain lists: per layer, a (weights, bias) pair per neuron."""
     return [[([value(rng.uniform(-1, 1)) for _ in range(n_in)], value(0.0)) for _ in range(n_out)]
@@ -104,13 +91,14 @@ def make_mlp(value, sizes, rng):
 def mlp_loss(value, layers, points):
     """The loss of micrograd's demo: mean SVM max-margin loss + 1e-4 * L2."""
     scores = []
-    for (a, b), _ in points:
+    for a, b, _ in points:
         x = [value(a), value(b)]
         for i, layer in enumerate(layers):
             acts = [sum((wi * xi for wi, xi in zip(w, x, strict=True)), bias) for w, bias in layer]
             x = acts if i == len(layers) - 1 else [act.relu() for act in acts]
         scores.append(x[0])
-    losses = [(1 + -label * score).relu() for (_, label), score in zip(points, scores, strict=True)]
+    losses = [(1 + -label * score).relu()
+              for (_, _, label), score in zip(points, scores, strict=True)]
     params = [p for layer in layers for w, bias in layer for p in (*w, bias)]
     return sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in params)
 

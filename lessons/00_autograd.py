@@ -2,20 +2,29 @@
 
 One neuron computed by hand and drawn before and after backward(); its
 gradients checked against finite differences; a small MLP trained on two
-moons with the loss going down; and a 3-step scalar RNN unrolled in time,
-drawn as the first backpropagation-through-time graph.
+moons with the loss going down; a 3-step scalar RNN unrolled in time,
+drawn as the first backpropagation-through-time graph; and a new op with a
+slip in its derivative, which hypothesis finds, shrinks and sees fixed.
 
     python lessons/00_autograd.py [--quick] [--seed N] [--out DIR]
 """
-import math
+import inspect
 import random
+import textwrap
 
 import matplotlib.pyplot as plt
+import numpy as np
 
-from microseq.gradcheck import autograd_scalar, gradcheck_scalar, numerical_grad_scalar
+import microseq as ms
+from microseq.data.moons import make_moons
+from microseq.gradcheck import (
+    GradcheckError, autograd_scalar, gradcheck, gradcheck_scalar, numerical_grad_scalar,
+)
 from microseq.lesson import Lesson
 from microseq.scalar import Value
 from microseq.scope import scope
+from microseq.tensor import op
+from microseq.testing import Counterexample, arrays, check_op
 
 lesson = Lesson(0, "autograd from scratch")
 rng = random.Random(lesson.seed)
@@ -101,18 +110,6 @@ lesson.say(f"""
 """)
 
 
-def make_moons(n, noise=0.1):
-    points = []
-    for i in range(n):
-        angle = math.pi * rng.random()
-        if i % 2:
-            x, y, label = 1 - math.cos(angle), 0.5 - math.sin(angle), 1
-        else:
-            x, y, label = math.cos(angle), math.sin(angle), -1
-        points.append((x + rng.gauss(0, noise), y + rng.gauss(0, noise), label))
-    return points
-
-
 def layer(n_in, n_out):
     return [([Value(rng.uniform(-1, 1)) for _ in range(n_in)], Value(0.0)) for _ in range(n_out)]
 
@@ -126,7 +123,7 @@ def mlp(model, x, y):
     return h[0]
 
 
-points = make_moons(n_points)
+points = make_moons(n_points, rng)
 model = [layer(2, hidden), layer(hidden, hidden), layer(hidden, 1)]
 params = [p for neurons in model for w, b in neurons for p in (*w, b)]
 
@@ -230,9 +227,84 @@ contributions = sum(a.grad * h_prev.data for h_prev, a, _ in steps_seen)
 print(f"    sum             {contributions:12.5f}  = w_h.grad {w_h.grad:.5f}")
 lesson.say(f"The unrolled graph: {bptt}; gradcheck agrees with it to {error:.1e}.")
 
+# --- 5. Testing your own op: find, shrink, fix ---------------------------------
+
+lesson.section("5. Your own op, tested by hypothesis: find, shrink, fix")
+lesson.say("""
+    A new op means a derivative written by hand, and a slip there is silent:
+    training still runs, only worse. softplus(x) = log(1 + e^x), a smooth
+    relu, has derivative sigmoid(x) = 1 / (1 + e^-x). Here it is as an op of
+    the tensor engine (value and vector-Jacobian product side by side, as
+    every op in microseq/ops.py), with a sign slip: e^x where e^-x belongs.
+""")
+
+
+@op
+def softplus_slipped(x):
+    return np.logaddexp(0, x), lambda g: g / (1 + np.exp(x))  # the slip: exp(x)
+
+
+def show_code(fn):
+    print("\n" + textwrap.indent(inspect.getsource(fn), "    ").rstrip())
+
+
+show_code(softplus_slipped)
+try:
+    gradcheck(softplus_slipped, np.zeros(3))
+    at_zero = "passes"
+except GradcheckError:
+    at_zero = "fails"
+lesson.say(f"""
+    A check by hand at x = 0 {at_zero}: there sigmoid(x) and sigmoid(-x) are
+    both 1/2. microseq.testing.check_op instead lets hypothesis draw inputs
+    (4 x 3 arrays, values in [-2, 2]) and gradcheck each one; on a failure
+    hypothesis shrinks the input to the smallest it can find that still fails.
+""")
+examples = 30 if lesson.quick else 200
+try:
+    check_op(softplus_slipped, arrays((4, 3)), seed=lesson.seed, max_examples=examples)
+    caught = None
+except Counterexample as e:
+    caught = e
+if caught is None:
+    print(f"\n    hypothesis found no failing input in {examples} tries")
+else:
+    (first,), (x_min,) = caught.first, caught.inputs
+    with np.printoptions(precision=3, suppress=True):
+        print(f"\n    example {caught.found_at} failed, x =\n"
+              + textwrap.indent(np.array2string(first), "        "))
+    print(f"    hypothesis then tried {caught.examples - caught.found_at} simpler inputs, "
+          f"and raised:\n\n" + textwrap.indent(str(caught), "    "))
+    x = ms.tensor(x_min.flat[[np.argmax(np.abs(x_min))]], requires_grad=True)
+    softplus_slipped(x).sum().backward()
+    slope = 1 / (1 + np.exp(-x.data[0]))
+    zeros = int((x_min == 0).sum())
+    lesson.say(f"""
+        In the smallest failing input {zeros} of the {x_min.size} elements are 0,
+        where the slip does not show. gradcheck weighs each output by a fixed
+        random number, so both numbers above carry the same factor; without
+        it, at x = {x.data[0]:g} the VJP gives {x.grad[0]:.4f} and the true
+        slope sigmoid({x.data[0]:g}) is {slope:.4f}. The fix is one sign:
+    """)
+
+
+@op
+def softplus(x):
+    return np.logaddexp(0, x), lambda g: g / (1 + np.exp(-x))
+
+
+show_code(softplus)
+passed = check_op(softplus, arrays((4, 3)), seed=lesson.seed, max_examples=examples)
+lesson.say(f"""
+    Now all {passed} inputs hypothesis draws pass. The same check works for
+    code built from ops, for a whole Module (check_module: random weights,
+    every parameter's gradient) and for an op on Value (check_scalar_op).
+""")
+
 # --- Results --------------------------------------------------------------------
 
 lesson.metric("gradcheck_max_abs_error", max_error, threshold=1e-6, higher_is_better=False)
+lesson.metric("wrong_vjp_caught", float(caught is not None), threshold=1.0)
 lesson.metric("mlp_accuracy", accuracy, threshold=0.9 if lesson.quick else 0.97)
 lesson.metric("mlp_loss_ratio", final_loss / losses[0], threshold=0.5 if lesson.quick else 0.1,
               higher_is_better=False)

@@ -53,12 +53,22 @@ lesson.say("""
         c' = f * c + i * g        the cell is edited, not rewritten
         h' = o * tanh(c')         the hidden state is a view of the cell
 
-    Written out in numpy, the loop over the steps is six lines:
+    Written out in numpy, one step is five lines (lstm_by_hand runs it over the
+    sequence from zero states):
 """)
 
 
 def sigmoid(a):
     return 1 / (1 + np.exp(-a))
+
+
+def lstm_step_by_hand(x_t, h, c, W_ih, W_hh, b_ih, b_hh):
+    a = x_t @ W_ih.T + b_ih + h @ W_hh.T + b_hh
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=-1)
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+    c = f * c + i * g
+    h = o * np.tanh(c)
+    return h, c, (i, f, g, o)
 
 
 def lstm_by_hand(x, W_ih, W_hh, b_ih, b_hh):
@@ -69,24 +79,13 @@ def lstm_by_hand(x, W_ih, W_hh, b_ih, b_hh):
     h, c = np.zeros((B, H)), np.zeros((B, H))
     record = {name: [] for name in ("h", "c", "i", "f", "g", "o")}
     for t in range(T):
-        a = x[t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh
-        a_i, a_f, a_g, a_o = np.split(a, 4, axis=-1)
-        i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
-        c = f * c + i * g
-        h = o * np.tanh(c)
-        for name, value in zip(record, (h, c, i, f, g, o)):
+        h, c, gates = lstm_step_by_hand(x[t], h, c, W_ih, W_hh, b_ih, b_hh)
+        for name, value in zip(record, (h, c, *gates)):
             record[name].append(value)
     return {name: np.stack(values) for name, values in record.items()}
 
 
-print("""
-    def lstm_by_hand(x, W_ih, W_hh, b_ih, b_hh):
-        for t in range(T):
-            a = x[t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh
-            a_i, a_f, a_g, a_o = np.split(a, 4, axis=-1)
-            i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
-            c = f * c + i * g
-            h = o * np.tanh(c)""")
+lesson.show_source(lstm_step_by_hand)
 
 T, B, D, H = 7, 3, 2, 4
 small = nn.LSTM(D, H).to(np.float64)
@@ -101,7 +100,8 @@ forward_diff = max(np.abs(out.data - by_hand["h"]).max(),
 lesson.say(f"""
     nn.LSTM({D}, {H}) on a random batch, x of shape (T, B, D) = {x_small.shape}: its
     output (T, B, H) = {out.shape} and final cell state (1, B, H) = {c_n.shape}
-    match the loop above to {forward_diff:.1e}. Its weight_ih_l0 has shape
+    match the step above, run over it, to {forward_diff:.1e}. Its weight_ih_l0 has
+    shape
     {small.weight_ih_l0.shape}: the four gates' (H, D) blocks stacked, so one
     product serves them all. The gates of the first sequence at the last step:
 """)
@@ -112,27 +112,25 @@ lesson.metric("numpy_step_vs_nn_lstm_max_abs_diff", forward_diff, threshold=1e-1
 
 # ================================================================== the backward
 lesson.section("The backward pass, derived by hand")
-lesson.say("""
+nn_lstm_steps = (
+    "runs each step as one fused op instead (as PyTorch and cuDNN do), whose backward is this "
+    "derivation again, written for one step (microseq.fused_cells.lstm_cell)"
+    if ms.fast.enabled() else
+    "builds its steps from the same primitive ops here, as MICROSEQ_FAST=0 asks")
+lesson.say(f"""
     microseq.reference.lstm_backward is backpropagation through time for
     this cell written out by hand: walking from the last step to the first,
     the gradient on h_t and the one on c_t are pushed through the four gates
     (sigmoid' = s (1 - s), tanh' = 1 - t^2) and into the step before. The
     cell's own path back is the short one:
 
-        dL/dc_{t-1}  gets  dL/dc_t * f          (times the forget gate, no more)
+        dL/dc_{{t-1}}  gets  dL/dc_t * f          (times the forget gate, no more)
 
     Autograd knows nothing of this derivation when the LSTM is built from
     primitive ops, as below: it differentiates each op of the graph. nn.LSTM
-    runs each step as one fused op instead (as PyTorch and cuDNN do), whose
-    backward is this derivation again, written for one step
-    (microseq.fused_cells.lstm_cell). On a random batch in float64, with a
+    {nn_lstm_steps}. On a random batch in float64, with a
     random weighting of every output so that every element's gradient
     counts, all three must agree to rounding error.""")
-print("""
-    for t in range(T):                   # the LSTM from primitive ops
-        i, f, g, o = ms.split(x[t] @ W_ih.T + b_ih + h @ W_hh.T + b_hh, 4, axis=-1)
-        c = ms.sigmoid(f) * c + ms.sigmoid(i) * ms.tanh(g)
-        h = ms.sigmoid(o) * ms.tanh(c)""")
 
 
 def lstm_from_primitives(x, h, c, W_ih, W_hh, b_ih, b_hh):
@@ -145,6 +143,8 @@ def lstm_from_primitives(x, h, c, W_ih, W_hh, b_ih, b_hh):
         hs.append(h)
     return ms.stack(hs)
 
+
+lesson.show_source(lstm_from_primitives)
 
 T, B, D, H = 12, 5, 3, 6
 lstm = nn.LSTM(D, H).to(np.float64)

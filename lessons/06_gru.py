@@ -67,12 +67,21 @@ lesson.say("""
     the candidate is built from: near 0, the candidate depends on the input
     alone, as if the sequence had just begun.
 
-    In numpy, over a whole sequence:
+    In numpy, one step (gru_by_hand runs it over a whole sequence):
 """)
 
 
 def sigmoid(a):
     return 1 / (1 + np.exp(-a))
+
+
+def gru_step_by_hand(x_t, h, W_ih, W_hh, b_ih, b_hh):
+    x_r, x_z, x_n = np.split(x_t @ W_ih.T + b_ih, 3, axis=-1)
+    h_r, h_z, h_n = np.split(h @ W_hh.T + b_hh, 3, axis=-1)
+    r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
+    n = np.tanh(x_n + r * h_n)
+    h = (1 - z) * n + z * h
+    return h, (r, z, n)
 
 
 def gru_by_hand(x, W_ih, W_hh, b_ih, b_hh):
@@ -82,24 +91,13 @@ def gru_by_hand(x, W_ih, W_hh, b_ih, b_hh):
     h = np.zeros((B, W_hh.shape[1]))
     record = {name: [] for name in ("h", "r", "z", "n")}
     for t in range(T):
-        x_r, x_z, x_n = np.split(x[t] @ W_ih.T + b_ih, 3, axis=-1)
-        h_r, h_z, h_n = np.split(h @ W_hh.T + b_hh, 3, axis=-1)
-        r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
-        n = np.tanh(x_n + r * h_n)
-        h = (1 - z) * n + z * h
-        for name, value in zip(record, (h, r, z, n)):
+        h, gates = gru_step_by_hand(x[t], h, W_ih, W_hh, b_ih, b_hh)
+        for name, value in zip(record, (h, *gates)):
             record[name].append(value)
     return {name: np.stack(values) for name, values in record.items()}
 
 
-print("""
-    def gru_by_hand(x, W_ih, W_hh, b_ih, b_hh):
-        for t in range(T):
-            x_r, x_z, x_n = np.split(x[t] @ W_ih.T + b_ih, 3, axis=-1)
-            h_r, h_z, h_n = np.split(h @ W_hh.T + b_hh, 3, axis=-1)
-            r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
-            n = np.tanh(x_n + r * h_n)
-            h = (1 - z) * n + z * h""")
+lesson.show_source(gru_step_by_hand)
 
 T, B, D, H = 7, 3, 2, 4
 small = nn.GRU(D, H).to(np.float64)
@@ -113,7 +111,8 @@ between = np.all((by_hand["h"][1:] - by_hand["h"][:-1]) * (by_hand["h"][1:] - by
                  <= 1e-15)
 lesson.say(f"""
     nn.GRU({D}, {H}) on a random batch of shape (T, B, D) = {x_small.shape} gives
-    outputs (T, B, H) = {out.shape} equal to the loop above to {forward_diff:.1e}. Its
+    outputs (T, B, H) = {out.shape} equal to the step above, run over it, to
+    {forward_diff:.1e}. Its
     weight_ih_l0 is {small.weight_ih_l0.shape}: three (H, D) blocks where the LSTM
     has four. The reset gate multiplies the hidden part of the candidate
     only, so, unlike the LSTM's, the GRU's hidden and input products cannot
@@ -129,25 +128,20 @@ lesson.metric("numpy_step_vs_nn_gru_max_abs_diff", forward_diff, threshold=1e-12
 
 # ================================================================== the backward
 lesson.section("The backward pass, derived by hand")
-lesson.say("""
+nn_gru_steps = ("each step one fused op whose backward is this derivation for one step, "
+                "microseq.fused_cells.gru_cell" if ms.fast.enabled() else
+                "here built from the same primitive ops, as MICROSEQ_FAST=0 asks")
+lesson.say(f"""
     microseq.reference.gru_backward is backpropagation through time for the
     GRU, written out by hand. The state's own path back is the blend's:
 
-        dL/dh_{t-1}  gets  dL/dh_t * z          (plus the paths through r, z and n)
+        dL/dh_{{t-1}}  gets  dL/dh_t * z          (plus the paths through r, z and n)
 
     so where z is near 1 the gradient, like the state, passes through a
     step unchanged. As for the LSTM, three must agree to rounding on a
     random float64 batch with every output weighted at random: autograd
-    over the GRU built from primitive ops (below), nn.GRU (each step one
-    fused op whose backward is this derivation for one step,
-    microseq.fused_cells.gru_cell), and the hand derivation.""")
-print("""
-    for t in range(T):                   # the GRU from primitive ops
-        x_r, x_z, x_n = ms.split(x[t] @ W_ih.T + b_ih, 3, axis=-1)
-        h_r, h_z, h_n = ms.split(h @ W_hh.T + b_hh, 3, axis=-1)
-        r, z = ms.sigmoid(x_r + h_r), ms.sigmoid(x_z + h_z)
-        n = ms.tanh(x_n + r * h_n)
-        h = (1 - z) * n + z * h""")
+    over the GRU built from primitive ops (below), nn.GRU ({nn_gru_steps}),
+    and the hand derivation.""")
 
 
 def gru_from_primitives(x, h, W_ih, W_hh, b_ih, b_hh):
@@ -162,6 +156,8 @@ def gru_from_primitives(x, h, W_ih, W_hh, b_ih, b_hh):
         hs.append(h)
     return ms.stack(hs)
 
+
+lesson.show_source(gru_from_primitives)
 
 T, B, D, H = 12, 5, 3, 6
 gru = nn.GRU(D, H).to(np.float64)

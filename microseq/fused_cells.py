@@ -1,4 +1,9 @@
-"""One recurrent time step as one op: the RNN, LSTM and GRU steps nn runs.
+"""One recurrent time step as one op: the RNN, LSTM and GRU steps nn runs fast.
+
+A speed device (see microseq.fast): nn's recurrent layers use these ops while
+the fast path is on, and build the same steps from primitive ops when it is
+off. Their VJPs hand the fast backward pass deferred gradients (Product,
+Scatter), so they run only with it on.
 
 Written with the primitives, an LSTM step is sixteen nodes (a matmul, adds,
 four gate nonlinearities, products, slices) and each allocates and frees its
@@ -25,8 +30,8 @@ are summed as one matmul.
 """
 import numpy as np
 
-from microseq.ops import _add_slice
-from microseq.tensor import Product, Scatter, op
+from microseq.fast import Product, Scatter, add_slice
+from microseq.tensor import op
 
 
 def _shared(backward):
@@ -48,7 +53,7 @@ def _gate_input(xp, t):
 
 def _gate_input_vjp(da, t):
     """xp's VJP, from da(g), the gradient of this step's gate inputs."""
-    return da if t is None else (lambda g: Scatter(t, da(g), _add_slice))
+    return da if t is None else (lambda g: Scatter(t, da(g), add_slice))
 
 
 def _sigmoid_(x):

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from microseq.node import Node
 from microseq.scalar import Value
 from microseq.tensor import Tensor, no_grad
 
@@ -52,12 +53,8 @@ def numerical_grad_scalar(f, inputs, eps=1e-6):
     f maps a list of Values to a Value; inputs are numbers (or Values, whose
     .data is used). f is evaluated on fresh leaves, so nothing is modified.
     """
-    point = [x.data if isinstance(x, Value) else float(x) for x in inputs]
-
-    def f_at(i, shift):
-        return f([Value(x + shift if j == i else x) for j, x in enumerate(point)]).data
-
-    return [(f_at(i, eps) - f_at(i, -eps)) / (2 * eps) for i in range(len(point))]
+    leaves = [Value(x.data if isinstance(x, Value) else x) for x in inputs]
+    return [central_difference(lambda: f(leaves), [leaf], [1.0], eps) for leaf in leaves]
 
 
 def autograd_scalar(f, inputs):
@@ -75,6 +72,40 @@ def gradcheck_scalar(f, inputs, eps=1e-6, rtol=1e-5, atol=1e-8):
     """
     check_close(autograd_scalar(f, inputs), numerical_grad_scalar(f, inputs, eps), rtol, atol)
     return True
+
+
+def central_difference(objective, tensors, directions, eps=1e-6):
+    """The derivative of objective() along `directions`, by central differences.
+
+    Every node t (a Tensor, or a Value with a number for d) is moved to
+    t + s d, its own direction d, at once, for s = +eps and -eps, and
+    objective() (a function of no arguments that reads those nodes and
+    returns a number, a Value or a one-element Tensor) is evaluated there
+    without building a graph: (f(+eps) - f(-eps)) / (2 eps). A one-hot
+    direction gives the partial derivative by one element. The nodes' values
+    are restored afterwards. Every finite-difference check in microseq uses
+    this.
+    """
+    originals = [t.data for t in tensors]
+
+    def at(shift):
+        for t, x, d in zip(tensors, originals, directions, strict=True):
+            t.data = x + shift * d
+        with no_grad():
+            value = objective()
+        return np.asarray(value.data if isinstance(value, Node) else value).item()
+
+    try:
+        return (at(eps) - at(-eps)) / (2 * eps)
+    finally:
+        for t, x in zip(tensors, originals):
+            t.data = x
+
+
+def _one_hot(shape, j):
+    direction = np.zeros(shape)
+    direction.reshape(-1)[j] = 1.0
+    return direction
 
 
 def gradcheck(f, *inputs, eps=1e-6, rtol=1e-4, atol=1e-6, max_elements=64, seed=0):
@@ -95,27 +126,52 @@ def gradcheck(f, *inputs, eps=1e-6, rtol=1e-4, atol=1e-6, max_elements=64, seed=
     (out * weights).sum().backward()
 
     def objective():
-        with no_grad():
-            return float((f(*xs).data * weights).sum())
+        return (f(*xs).data * weights).sum()
 
     autograd, numeric, names = [], [], []
     for i, x in enumerate(xs):
         if not x.requires_grad:
             continue
         analytic = np.zeros_like(x.data) if x.grad is None else x.grad
-        flat = x.data.reshape(-1)  # a view: nudging it nudges x
-        picks = range(flat.size)
-        if flat.size > max_elements:
-            picks = rng.choice(flat.size, max_elements, replace=False)
+        picks = range(x.data.size)
+        if x.data.size > max_elements:
+            picks = rng.choice(x.data.size, max_elements, replace=False)
         for j in picks:
-            saved = flat[j]
-            flat[j] = saved + eps
-            up = objective()
-            flat[j] = saved - eps
-            down = objective()
-            flat[j] = saved
-            numeric.append((up - down) / (2 * eps))
+            numeric.append(central_difference(objective, [x], [_one_hot(x.shape, j)], eps))
             autograd.append(float(analytic.reshape(-1)[j]))
             names.append(f"{i} at {tuple(int(k) for k in np.unravel_index(j, x.shape))}")
+    check_close(autograd, numeric, rtol, atol, names)
+    return True
+
+
+def gradcheck_parameters(loss, named_parameters, eps=1e-6, rtol=1e-5, atol=1e-8, rng=None):
+    """Check the gradients loss().backward() gives every parameter against
+    central differences of loss() (a function of no arguments returning a
+    scalar Tensor), for (name, Tensor) pairs such as model.named_parameters().
+
+    Without `rng`, every element of every parameter is nudged on its own
+    (exact, and slow for big models). With `rng` (a Generator), each
+    parameter is checked once, along a random direction d: <grad, d> against
+    the derivative along d, which is cheap at any size. Returns True, or
+    raises GradcheckError naming the worst parameter (and element).
+    """
+    named_parameters = list(named_parameters)
+    for _, p in named_parameters:
+        p.grad = None
+    loss().backward()
+    autograd, numeric, names = [], [], []
+    for name, p in named_parameters:
+        grad = np.zeros(p.shape) if p.grad is None else p.grad
+        if rng is not None:
+            d = rng.standard_normal(p.shape)
+            picks = [(d, float(np.sum(grad * d)), f"{name} along a random direction")]
+        else:
+            picks = [(_one_hot(p.shape, j), float(grad.reshape(-1)[j]),
+                      f"{name} at {tuple(int(k) for k in np.unravel_index(j, p.shape))}")
+                     for j in range(p.data.size)]
+        for d, analytic, label in picks:
+            numeric.append(central_difference(loss, [p], [d], eps))
+            autograd.append(analytic)
+            names.append(label)
     check_close(autograd, numeric, rtol, atol, names)
     return True

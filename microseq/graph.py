@@ -7,6 +7,10 @@ Value graphs are drawn as micrograd draws them: a record per value (label,
 data, grad) and an oval per op. Tensor graphs are drawn one box per tensor:
 the op that made it and its shape, so that an unrolled RNN stays legible.
 
+Both engines' nodes are read through the same small protocol (see
+microseq.node): `parents`, `op`, `scope`, `label`, `data` and `grad`, plus
+`shape` for a Tensor; anything with those can be drawn.
+
 Scopes (see microseq.scope) become clusters: everything built inside
 `with scope("t=3"):` is drawn in a box labelled "t=3". Nested scopes nest:
 "enc/t=3" is a box "t=3" inside a box "enc". A node is drawn in the scope it
@@ -49,8 +53,8 @@ def to_dot(root, title=None):
     body = {}  # scope -> the statements drawn inside its cluster ("" = top level)
     edges = []
     for i, node in enumerate(nodes):
-        body.setdefault(node._scope or "", []).extend(_node(node, i, colours(node)))
-        edges += [f"n{index[id(p)]} -> {_entry(node, i)};" for p in _inputs(node)]
+        body.setdefault(node.scope or "", []).extend(_node(node, i, colours(node)))
+        edges += [f"n{index[id(p)]} -> {_entry(node, i)};" for p in node.parents]
     edges += _step_order(nodes, index)
 
     # newrank: rank the whole graph at once, so clusters do not pile up at the left
@@ -112,11 +116,6 @@ def find_dot():
 
 # --- the graph --------------------------------------------------------------
 
-def _inputs(node):
-    # Tensor ops keep plain numbers and arrays among their inputs: those are not drawn.
-    return [p for p in node._parents if hasattr(p, "_parents")]
-
-
 def _collect(root):
     """Every node root depends on, each once, inputs before the ops that use them."""
     order, seen, stack = [], set(), [(root, False)]
@@ -127,7 +126,7 @@ def _collect(root):
         elif id(node) not in seen:
             seen.add(id(node))
             stack.append((node, True))
-            stack += [(p, False) for p in reversed(_inputs(node)) if id(p) not in seen]
+            stack += [(p, False) for p in reversed(node.parents) if id(p) not in seen]
     return order
 
 
@@ -138,14 +137,14 @@ def _node(node, i, colour):
         return [f'n{i} [{_tensor_attrs(node)}, fillcolor="{fill}", fontcolor={font}];']
     lines = [f'n{i} [shape=record, style=filled, fillcolor="{fill}", fontcolor={font}, '
              f"label={_value_label(node)}];"]
-    if node._op:
-        lines += [f"n{i}_op [label={_quote(node._op)}];", f"n{i}_op -> n{i};"]
+    if node.op:
+        lines += [f"n{i}_op [label={_quote(node.op)}];", f"n{i}_op -> n{i};"]
     return lines
 
 
 def _entry(node, i):
     """Where edges into node i arrive: a Value's op oval, else the node itself."""
-    return f"n{i}_op" if isinstance(node, Value) and node._op else f"n{i}"
+    return f"n{i}_op" if isinstance(node, Value) and node.op else f"n{i}"
 
 
 def _step_order(nodes, index):
@@ -157,14 +156,14 @@ def _step_order(nodes, index):
     """
     members = {}
     for i, node in enumerate(nodes):
-        if node._scope:
-            members.setdefault(node._scope, []).append(i)
+        if node.scope:
+            members.setdefault(node.scope, []).append(i)
     steps = sorted(members.values(), key=lambda m: m[-1])  # by each scope's last node
     edges = []
     for before, after in itertools.pairwise(steps):
         inside = set(after)
         edges += [f"n{before[-1]} -> {_entry(nodes[i], i)} [style=invis];" for i in after
-                  if not any(index[id(p)] in inside for p in _inputs(nodes[i]))]
+                  if not any(index[id(p)] in inside for p in nodes[i].parents)]
     return edges
 
 
@@ -212,13 +211,13 @@ def _shape(shape):
 def _tensor_attrs(t):
     """A short two-line label: what made the tensor (or its name), and its shape."""
     shape = _shape(t.shape)
-    if t._op:
-        head = f"{t.label}: {t._op}" if t.label else t._op
+    if t.op:
+        head = f"{t.label}: {t.op}" if t.label else t.op
         style = 'shape=box, style="rounded,filled"'
     else:  # a leaf: a parameter or an input, square-cornered with a heavier border
         head = t.label or "leaf"
         style = "shape=box, style=filled, penwidth=1.6"
-    tip = f"{head} {shape}" + (f" in {t._scope}" if t._scope else "")
+    tip = f"{head} {shape}" + (f" in {t.scope}" if t.scope else "")
     if t.grad is not None:
         tip += f", |grad| {_fmt(_norm(t.grad))}"
     return f"{style}, label={_quote(head + chr(10) + shape)}, tooltip={_quote(tip)}"

@@ -26,6 +26,7 @@ and --out DIR (default runs/lesson-N/), plus its own `arguments`, each given
 as {flag: argparse keyword arguments}; they are read in `lesson.args`.
 """
 import argparse
+import inspect
 import json
 import math
 import sys
@@ -39,7 +40,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from microseq import graph
+from microseq import fast, graph
 
 # Figures are written to files, never shown: no display needed.
 matplotlib.use("Agg")
@@ -68,6 +69,7 @@ class Lesson:
         # cores (lesson 3's quick run: about 50 s with two threads beside other
         # work, 3 s with one).
         self._blas_threads = threadpool_limits(limits=1, user_api="blas")
+        fast.keep_freed_memory()  # an allocator setting for the whole run (see microseq.fast)
         self.number, self.title = number, title
         self.quick, self.seed, self.out = self.args.quick, self.args.seed, self.args.out
         self.out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +94,11 @@ class Lesson:
                     print(block)
                 else:
                     print(textwrap.fill(" ".join(block.split()), WIDTH))
+        sys.stdout.flush()
+
+    def show_source(self, fn):
+        """Print the source of `fn`, indented: the code the lesson runs, as it is."""
+        print("\n" + textwrap.indent(inspect.getsource(fn), "    ").rstrip())
         sys.stdout.flush()
 
     def section(self, title):

@@ -3,9 +3,13 @@
 Every op takes numpy arrays and returns `(value, vjps)`: one VJP per
 positional input, mapping the output's gradient `g` to that input's. A VJP may
 return a gradient in the broadcast shape: the engine sums it back to the
-input's shape in one place (tensor._unbroadcast). This file and the fused
-recurrent steps in fused_cells.py are the engine's whole calculus; everything
-else is composed from them.
+input's shape in one place (tensor._unbroadcast). Each VJP is the plain math;
+this file is the engine's whole calculus, and everything else is composed
+from it. (microseq.fast computes some of the same gradients with fewer
+allocations; the tests check it against these.)
+
+Shapes in the docstrings: `(..., n, k)` is any number of leading axes,
+"broadcast" means numpy's broadcasting rules.
 """
 import builtins
 import math
@@ -13,39 +17,45 @@ import math
 import numpy as np
 
 from microseq.special import erfc
-from microseq.tensor import Product, Scatter, ShapeError, Tensor, op
+from microseq.tensor import ShapeError, Tensor, op
 
 # --- elementwise arithmetic (numpy broadcasting) ---------------------------
 
 
 @op
 def add(a, b):
+    """a + b, elementwise; a and b broadcast to the output's shape."""
     return a + b, (lambda g: g, lambda g: g)
 
 
 @op
 def sub(a, b):
+    """a - b, elementwise; a and b broadcast."""
     return a - b, (lambda g: g, lambda g: -g)
 
 
 @op
 def mul(a, b):
+    """a * b, elementwise; a and b broadcast."""
     return a * b, (lambda g: g * b, lambda g: g * a)
 
 
 @op
 def div(a, b):
+    """a / b, elementwise; a and b broadcast."""
     return a / b, (lambda g: g / b, lambda g: -g * a / (b * b))
 
 
 @op
 def neg(a):
+    """-a, any shape."""
     return -a, lambda g: -g
 
 
 @op
 def pow(a, exponent):
-    """a ** exponent for a constant exponent (use exp/log for a learned one)."""
+    """a ** exponent, elementwise, for a number `exponent` (use exp and log for
+    a learned one); a any shape."""
     if not np.isscalar(exponent):
         raise TypeError(f"exponent must be a number, got {type(exponent).__name__}")
     return a ** exponent, (lambda g: g * exponent * a ** (exponent - 1), None)
@@ -53,14 +63,16 @@ def pow(a, exponent):
 
 @op
 def maximum(a, b):
-    """Elementwise max; at a tie the gradient is split evenly between a and b."""
+    """max(a, b), elementwise; a and b broadcast. At a tie the gradient is
+    split evenly between a and b."""
     share_a = (a > b) + 0.5 * (a == b)
     return np.maximum(a, b), (lambda g: g * share_a, lambda g: g * (1 - share_a))
 
 
 @op
 def where(condition, a, b):
-    """a where condition holds, else b; the condition gets no gradient."""
+    """a where `condition` holds, else b; all three broadcast. The condition
+    (booleans) gets no gradient."""
     condition = np.asarray(condition, dtype=bool)
     return np.where(condition, a, b), (None, lambda g: g * condition, lambda g: g * ~condition)
 
@@ -70,29 +82,34 @@ def where(condition, a, b):
 
 @op
 def exp(a):
+    """e ** a, elementwise, any shape."""
     y = np.exp(a)
     return y, lambda g: g * y
 
 
 @op
 def log(a):
+    """The natural logarithm, elementwise, any shape (a > 0)."""
     return np.log(a), lambda g: g / a
 
 
 @op
 def tanh(a):
+    """tanh(a), elementwise, any shape."""
     y = np.tanh(a)
     return y, lambda g: g * (1 - y * y)
 
 
 @op
 def sigmoid(a):
+    """1 / (1 + e ** -a), elementwise, any shape."""
     y = 0.5 * (1 + np.tanh(0.5 * a))  # = 1/(1+e^-a), without overflow for large |a|
     return y, lambda g: g * y * (1 - y)
 
 
 @op
 def relu(a):
+    """max(a, 0), elementwise, any shape; the gradient at exactly 0 is 0."""
     positive = a > 0
     return a * positive, lambda g: g * positive
 
@@ -102,23 +119,16 @@ def relu(a):
 
 @op
 def matmul(a, b):
-    """a @ b for 2-D or batched (..., n, k) @ (..., k, m) operands."""
+    """a @ b: a (..., n, k) and b (..., k, m) -> (..., n, m), leading axes
+    broadcast, as np.matmul (both need at least 2 dimensions).
+
+    The gradients are g b^T and a^T g, each summed over any leading axes it
+    was broadcast along."""
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError("both operands need at least 2 dimensions")
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"inner dimensions {a.shape[-1]} and {b.shape[-2]} differ")
-    if a.ndim > 2 and b.ndim == 2:
-        # (..., n, k) @ (k, m), as in a layer over a sequence: one 2-D product
-        # over all rows, which BLAS runs much faster than a stack of small ones.
-        rows = a.reshape(-1, a.shape[-1])
-        return ((rows @ b).reshape(*a.shape[:-1], b.shape[1]),
-                (lambda g: (g.reshape(-1, g.shape[-1]) @ b.T).reshape(a.shape),
-                 lambda g: Product(rows, g.reshape(-1, g.shape[-1]))))
-    if a.ndim == 2 and b.ndim == 2:
-        # b's gradient a^T g is left as a Product, so that a weight used at
-        # every time step gets one big product instead of T small ones.
-        return a @ b, (lambda g: g @ b.T, lambda g: Product(a, g))
-    return a @ b, (lambda g: g @ b.swapaxes(-1, -2), lambda g: a.swapaxes(-1, -2) @ g)
+    return a @ b, (lambda g: g @ np.swapaxes(b, -1, -2), lambda g: np.swapaxes(a, -1, -2) @ g)
 
 
 # --- reductions -------------------------------------------------------------
@@ -133,6 +143,7 @@ def _expand(g, shape, axis, keepdims):
 
 @op
 def sum(a, axis=None, keepdims=False):
+    """The sum over `axis` (an int, a tuple, or None for every axis), as np.sum."""
     shape = a.shape
     return (np.asarray(np.sum(a, axis=axis, keepdims=keepdims)),
             lambda g: np.broadcast_to(_expand(g, shape, axis, keepdims), shape))
@@ -140,6 +151,7 @@ def sum(a, axis=None, keepdims=False):
 
 @op
 def mean(a, axis=None, keepdims=False):
+    """The mean over `axis` (an int, a tuple, or None for every axis), as np.mean."""
     shape = a.shape
     value = np.asarray(np.mean(a, axis=axis, keepdims=keepdims))
     count = a.size // builtins.max(value.size, 1)
@@ -148,7 +160,8 @@ def mean(a, axis=None, keepdims=False):
 
 @op
 def max(a, axis=None, keepdims=False):
-    """Max over axis; tied maxima share the gradient evenly (a subgradient)."""
+    """The max over `axis` (an int, a tuple, or None), as np.max; tied maxima
+    share the gradient evenly (a subgradient)."""
     value = np.asarray(np.max(a, axis=axis, keepdims=keepdims))
     winners = a == np.max(a, axis=axis, keepdims=True)
     share = winners / winners.sum(axis=axis, keepdims=True)
@@ -160,55 +173,49 @@ def max(a, axis=None, keepdims=False):
 
 @op
 def reshape(a, shape):
+    """The same values in a new shape (a tuple; one entry may be -1), as np.reshape."""
     return a.reshape(shape), lambda g: g.reshape(a.shape)
 
 
 @op
 def transpose(a, axes=None):
+    """The axes reordered as `axes` (a permutation), or reversed when None, as np.transpose."""
     inverse = None if axes is None else np.argsort([axis % a.ndim for axis in axes])
     return np.transpose(a, axes), lambda g: np.transpose(g, inverse)
 
 
-def _has_array_index(index):
-    if type(index) is int or type(index) is slice:  # the common case, decided quickly
-        return False
-    parts = index if isinstance(index, tuple) else (index,)
-    return builtins.any(isinstance(i, (list, np.ndarray)) for i in parts)
-
-
 @op
 def getitem(a, index):
-    """a[index] for slices and integer arrays. An index may repeat (an
-    embedding lookup of the same word twice): its gradients then add up.
-    The VJP is a Scatter, added into the input's gradient in place."""
-    if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
-        add = _add_rows
-    elif _has_array_index(index):
-        add = np.add.at  # plain `grad[index] += g` would drop repeats
-    else:
-        add = _add_slice
-    return a[index], (lambda g: Scatter(index, g, add), None)
+    """a[index], for any numpy index: ints, slices, integer or boolean arrays.
+
+    The gradient is zeros but for g added at the index; an index may repeat
+    (an embedding lookup of the same word twice), and then its gradients add
+    up, which np.add.at does (`grad[index] += g` would keep only one)."""
+    def vjp(g):
+        grad = np.zeros_like(a)
+        np.add.at(grad, index, g)
+        return grad
+
+    return a[index], (vjp, None)
 
 
-def _add_rows(grad, ids, g):
-    """grad[ids[j]] += g[j], repeats summed. np.add.at over whole rows is slow;
-    over the flat array with one index per element it takes numpy's fast path."""
-    row = grad[0].size if grad.shape[0] else 0
-    flat = ((ids.reshape(-1, 1) % grad.shape[0]) * row + np.arange(row)).ravel()
-    np.add.at(grad.reshape(-1), flat, g.reshape(-1))
-
-
-def _add_slice(grad, index, g):
-    grad[index] += g  # a basic index selects each element at most once
+def _check_axis(axis, ndim):
+    if not isinstance(axis, int | np.integer) or not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for {ndim} axes "
+                         f"(allowed: {-ndim} to {ndim - 1})")
 
 
 def concat(tensors, axis=0):
-    """Join a sequence of tensors along an existing axis (np.concatenate)."""
+    """Join tensors along an existing axis, as np.concatenate: shapes
+    (..., n_i, ...) -> (..., sum n_i, ...), equal on every other axis."""
+    if not len(tensors):
+        raise ShapeError("concat: needs at least one tensor")
     return _concat(*tensors, axis=axis)
 
 
 @op
 def _concat(*arrays, axis=0):
+    _check_axis(axis, arrays[0].ndim)
     ends = np.cumsum([x.shape[axis] for x in arrays])
     pieces = [slice(end - x.shape[axis], end) for x, end in zip(arrays, ends)]
 
@@ -219,12 +226,16 @@ def _concat(*arrays, axis=0):
 
 
 def stack(tensors, axis=0):
-    """Join a sequence of tensors along a new axis (np.stack)."""
+    """Join tensors of one shape S along a new axis, as np.stack: n tensors
+    S -> (n, *S) for axis 0."""
+    if not len(tensors):
+        raise ShapeError("stack: needs at least one tensor")
     return _stack(*tensors, axis=axis)
 
 
 @op
 def _stack(*arrays, axis=0):
+    _check_axis(axis, arrays[0].ndim + 1)  # a new axis may go last
     value = np.stack(arrays, axis=axis)
     lead = (slice(None),) * (axis % value.ndim)
 
@@ -236,8 +247,9 @@ def _stack(*arrays, axis=0):
 
 
 def split(a, sections, axis=-1):
-    """Split into `sections` equal parts (an int) or at the given indices;
-    each part is a getitem, so its gradient lives there."""
+    """Split `a` along `axis` into `sections` equal parts (an int) or at the
+    given indices (a list), as np.split; returns a list of tensors. Each part
+    is a getitem, so its gradient lives there."""
     size = a.shape[axis]
     if isinstance(sections, int):
         if size % sections:
@@ -262,20 +274,25 @@ def _log_softmax(x, axis):
 
 @op
 def softmax(x, axis=-1):
+    """e ** x / sum(e ** x) along `axis`, any shape; computed without overflow."""
     y = np.exp(_log_softmax(x, axis))
     return y, lambda g: y * (g - np.sum(g * y, axis=axis, keepdims=True))
 
 
 @op
 def log_softmax(x, axis=-1):
+    """log(softmax(x)) along `axis`, any shape; computed without overflow."""
     y = _log_softmax(x, axis)
     return y, lambda g: g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
 
 
 @op
 def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
-    """Softmax cross-entropy of logits (..., C) against integer targets (...).
-    Positions whose target is ignore_index (padding) count for nothing."""
+    """Softmax cross-entropy of logits (..., C) against integer targets (...),
+    as torch's F.cross_entropy with the class axis last: -log softmax(x)_y,
+    averaged ("mean", over the positions counted) or summed ("sum").
+    Positions whose target is ignore_index (padding) count for nothing.
+    The gradient is (softmax(x) - onehot(y)) g, per position counted."""
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
         raise TypeError(f"targets must be integers, got {targets.dtype}")
@@ -283,37 +300,28 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
         raise ValueError(f"logits (..., C) need targets of shape {logits.shape[:-1]}")
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    keep = targets != ignore_index
-    safe = np.where(keep, targets, 0).reshape(-1)
+    keep = (targets != ignore_index).reshape(-1)
+    safe = np.where(keep, targets.reshape(-1), 0)
     if np.any(safe >= logits.shape[-1]) or np.any(safe < 0):
         raise IndexError(f"a target is outside 0..{logits.shape[-1] - 1}")
-    # -log softmax(x)_y = log sum_c e^(x_c - m) - (x_y - m) for any m per row. m, the
-    # row max, keeps e^x from overflowing; below |x| = 60 it cannot even in float32,
-    # and skipping the row max there saves a third of the forward.
-    if logits.size and (logits.max() >= 60 or logits.min() <= -60):
-        shifted = logits - np.max(logits, axis=-1, keepdims=True)
-    else:
-        shifted = logits
-    exps = np.exp(shifted)
-    sums = exps.sum(axis=-1, keepdims=True)
+    log_probs = _log_softmax(logits, -1).reshape(-1, logits.shape[-1])
     rows = np.arange(safe.size)
-    losses = np.log(sums.reshape(-1)) - shifted.reshape(-1, shifted.shape[-1])[rows, safe]
-    keep = keep.reshape(-1)
     scale = 1.0 / builtins.max(int(keep.sum()), 1) if reduction == "mean" else 1.0
+    loss = -(log_probs[rows, safe] * keep).sum() * scale
 
     def vjp(g):
-        grad = exps / sums  # softmax - onehot, on the kept positions
-        flat = grad.reshape(-1, grad.shape[-1])
-        flat[rows, safe] -= 1
-        flat *= (g * scale * keep)[:, None]
-        return grad
+        grad = np.exp(log_probs)  # softmax, then minus one at each target
+        grad[rows, safe] -= 1
+        grad *= (g * scale * keep)[:, None]
+        return grad.reshape(logits.shape)
 
-    return np.asarray((losses * keep).sum() * scale, logits.dtype), (vjp, None)
+    return np.asarray(loss, logits.dtype), (vjp, None)
 
 
 @op
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
-    """Sigmoid + binary cross-entropy in one stable step:
+    """Sigmoid + binary cross-entropy of logits against targets in [0, 1], both
+    of one shape, in one stable step, averaged ("mean") or summed ("sum"):
     loss = max(x, 0) - x t + log(1 + e^-|x|), gradient sigmoid(x) - t."""
     targets = np.asarray(targets, dtype=logits.dtype)
     losses = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))

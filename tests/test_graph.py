@@ -59,11 +59,13 @@ def tensor_rnn(steps=5, hidden=3):
 
 
 class FakeTensor:
-    """The duck type graph.py draws: data, grad, _parents, _op, _scope, label, shape."""
+    """The node protocol graph.py draws (microseq.node): parents, op, scope,
+    label, data, grad, and shape."""
 
-    def __init__(self, shape, parents=(), op="", label=None):
+    def __init__(self, shape, inputs=(), op="", label=None):
         self.data, self.grad = np.zeros(shape), None
-        self._parents, self._op, self._scope, self.label = parents, op, current(), label
+        self.parents = tuple(p for p in inputs if isinstance(p, FakeTensor))  # not constants
+        self.op, self.scope, self.label = op, current(), label
         self.shape = self.data.shape
 
 

@@ -1,5 +1,6 @@
 """Lesson 0 runs end to end; the Lesson plumbing every lesson shares behaves as documented."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ def test_lesson_0_quick(tmp_path):
     assert (report["lesson"], report["quick"], report["seed"]) == (0, True, 0)
     assert report["seconds"] > 0
     assert_quick_run_passed(report, tmp_path, {
-        "gradcheck_max_abs_error", "mlp_accuracy", "mlp_loss_ratio"})
+        "gradcheck_max_abs_error", "wrong_vjp_caught", "mlp_accuracy", "mlp_loss_ratio"})
     for name in ["neuron_before", "neuron_after", "rnn_bptt"]:
         assert (tmp_path / f"{name}.gv").exists()
         svg = (tmp_path / f"{name}.svg").read_text()
@@ -24,6 +25,11 @@ def test_lesson_0_quick(tmp_path):
     for name in ["mlp_loss.png", "mlp_boundary.png"]:
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert "passed" in run.stdout and str(tmp_path) in run.stdout
+    # the find-shrink-fix story: the slipped op's shrunk counterexample, then the fixed op passing
+    story = run.stdout[run.stdout.index("5. Your own op"):]
+    assert "softplus_slipped: autograd and central differences disagree" in story
+    assert "x (input 0) = array([[" in story and "autograd=" in story and "numeric=" in story
+    assert re.search(r"Now all \d+ inputs hypothesis draws pass", story)
 
 
 @pytest.mark.lesson

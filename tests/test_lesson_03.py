@@ -17,6 +17,7 @@ from lesson_runs import assert_quick_run_passed, run_quick
 import microseq as ms
 from microseq import reference as ref
 from microseq.data import BPTTBatcher
+from microseq.gradcheck import gradcheck_parameters
 from microseq.models.char_lm import CharLM, detach_state, truncated_bptt
 from microseq.models.ngram import NgramLM, fit_add_k
 
@@ -83,20 +84,8 @@ def test_model_gradients_equal_central_differences(cell, B, T, V, E, H, seed):
     model, rng = small_model(cell, V, E, H, seed)
     x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
     state = random_state(cell, B, H, rng)
-    model.zero_grad()
-    model.loss(x, y, state)[0].backward()
-    for name, p in model.named_parameters():
-        d = rng.standard_normal(p.shape)
-        original = p.data
-        with ms.no_grad():
-            p.data = original + EPS * d
-            up = model.loss(x, y, state)[0].item()
-            p.data = original - EPS * d
-            down = model.loss(x, y, state)[0].item()
-        p.data = original
-        numeric = (up - down) / (2 * EPS)
-        analytic = float(np.sum(p.grad * d))
-        assert abs(analytic - numeric) <= ATOL + RTOL * abs(numeric), (name, analytic, numeric)
+    gradcheck_parameters(lambda: model.loss(x, y, state)[0], model.named_parameters(),
+                         eps=EPS, rtol=RTOL, atol=ATOL, rng=rng)
 
 
 # ------------------------------------------------------------------ state hand-off

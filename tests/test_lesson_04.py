@@ -20,6 +20,7 @@ import microseq as ms
 from microseq import nn
 from microseq import reference as ref
 from microseq.functional import mse_loss
+from microseq.gradcheck import gradcheck_parameters
 
 pytestmark = pytest.mark.lesson
 
@@ -118,18 +119,8 @@ def test_recurrence_gradients_equal_central_differences(B, T, D, H, seed, f):
     def loss():
         return ms.sum(unroll(xs, h0, *params, nonlinearity=f)[-1] * u)
 
-    loss().backward()
-    for p in (*params, h0):
-        d = rng.standard_normal(p.shape)
-        original = p.data
-        with ms.no_grad():
-            p.data = original + EPS * d
-            up = loss().item()
-            p.data = original - EPS * d
-            down = loss().item()
-        p.data = original
-        numeric = (up - down) / (2 * EPS)
-        assert abs(np.sum(p.grad * d) - numeric) <= ATOL + RTOL * abs(numeric)
+    named = [(f"param {i}", p) for i, p in enumerate(params)] + [("h0", h0)]
+    gradcheck_parameters(loss, named, eps=EPS, rtol=RTOL, atol=ATOL, rng=rng)
 
 
 @given(B=B_, T=T_, H=H_, seed=seeds)
@@ -145,18 +136,8 @@ def test_the_clipping_model_gradients_equal_central_differences(B, T, H, seed):
         out, _ = rnn(x)
         return mse_loss(head(out[-1]), y)
 
-    loss().backward()
-    for p in rnn.parameters() + head.parameters():
-        d = rng.standard_normal(p.shape)
-        original = p.data
-        with ms.no_grad():
-            p.data = original + EPS * d
-            up = loss().item()
-            p.data = original - EPS * d
-            down = loss().item()
-        p.data = original
-        numeric = (up - down) / (2 * EPS)
-        assert abs(np.sum(p.grad * d) - numeric) <= ATOL + RTOL * abs(numeric)
+    named = [*rnn.named_parameters(), *(("head." + n, p) for n, p in head.named_parameters())]
+    gradcheck_parameters(loss, named, eps=EPS, rtol=RTOL, atol=ATOL, rng=rng)
 
 
 @given(B=B_, T=st.integers(2, 20), k=st.integers(1, 8), D=D_, H=H_, seed=seeds,

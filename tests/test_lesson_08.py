@@ -2,7 +2,7 @@
 
 Gradients are checked in float64: autograd against central differences
 along a random direction for every parameter of the four variants, and the
-peeky model against the hand-derived numpy backward of bench/bench_seq2seq.py.
+peeky model against the hand-derived numpy backward of microseq/reference/seq2seq.py.
 Properties: reversed and padded batches invert exactly; greedy decoding of
 a batch equals decoding each example alone.
 """
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from lesson_runs import assert_quick_run_passed, run_quick
 
 import microseq as ms
-from bench.bench_seq2seq import peeky_loss_and_grads
 from microseq.data import PAD, encode_seq2seq, seq2seq_vocab
 from microseq.models.seq2seq import Seq2Seq, cosine_decay, cut_at_pad, exact_match
+from microseq.reference import peeky_loss_and_grads
 
 pytestmark = pytest.mark.lesson
 

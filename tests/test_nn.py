@@ -183,29 +183,44 @@ def graph_nodes(root):
         node = stack.pop()
         if isinstance(node, ms.Tensor) and id(node) not in nodes:
             nodes[id(node)] = node
-            stack.extend(node._parents)
+            stack.extend(node.parents)
     return list(nodes.values())
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("L", [1, 2])
-def test_each_step_is_built_in_its_scope_as_one_cell_op(kind, L):
+@pytest.mark.parametrize("fast", [True, False])
+def test_each_step_is_built_in_its_scope(kind, L, fast):
+    """Fast: one fused cell op per step. Plain: the step from primitive ops,
+    its own matmul by W_hh among them."""
     layer = KINDS[kind](3, 4, num_layers=L)
-    with ms.scope("encoder"):
+    with ms.fast.switched(fast), ms.scope("encoder"):
         out, _ = layer(np.ones((4, 2, 3), np.float32))
-    ops = [n for n in graph_nodes(out) if n._op]
+    ops = [n for n in graph_nodes(out) if n.op]
     prefix = ["encoder/layer0/", "encoder/layer1/"] if L == 2 else ["encoder/"]
     steps = {f"{p}t={t}" for p in prefix for t in range(4)}
-    assert {n._scope for n in ops} >= steps
+    assert {n.scope for n in ops} >= steps
     for scope in steps:
-        assert sum(n._op == f"{kind}_cell" and n._scope == scope for n in ops) == 1, scope
-        assert not any(n._op == "matmul" and n._scope == scope for n in ops), scope
+        cells = sum(n.op == f"{kind}_cell" and n.scope == scope for n in ops)
+        matmuls = sum(n.op == "matmul" and n.scope == scope for n in ops)
+        assert (cells, matmuls) == ((1, 0) if fast else (0, 1)), scope
     # The input projection (one matmul per layer) is outside the steps.
-    assert sum(n._op == "matmul" for n in ops) == L
+    layers = {p.rstrip("/") for p in prefix}
+    assert sum(n.op == "matmul" and n.scope in layers for n in ops) == L
 
 
 def test_recurrent_errors_name_the_layer_and_shapes():
     lstm = nn.LSTM(3, 4, num_layers=2)
+    with pytest.raises(TypeError, match=r"LSTM: the state must be a pair \(h, c\), got one "
+                                        r"tensor of shape \(2, 2, 4\)"):
+        lstm(np.ones((5, 2, 3)), ms.zeros(2, 2, 4))
+    with pytest.raises(TypeError, match=r"LSTMCell: the state must be a pair \(h, c\)"):
+        nn.LSTMCell(3, 4)(np.ones((2, 3)), np.zeros((2, 4)))
+    for layer in (nn.RNN(3, 4), nn.GRU(3, 4, batch_first=True), lstm):
+        x = np.ones((2, 0, 3)) if layer.batch_first else np.ones((0, 2, 3))
+        with pytest.raises(ms.ShapeError, match=type(layer).__name__ + ": the input sequence "
+                                                "is empty"):
+            layer(x)
     with pytest.raises(ms.ShapeError, match=r"LSTM: expected input \(time, batch, 3\)"):
         lstm(np.ones((5, 2, 4)))
     with pytest.raises(ms.ShapeError, match=r"expected initial state of shape \(2, 2, 4\)"):

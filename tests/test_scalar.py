@@ -11,11 +11,11 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import BINARY, OPS, UNARY, evaluate, expressions
 
 from microseq.gradcheck import GradcheckError, gradcheck_scalar
 from microseq.scalar import Value
 from microseq.scope import scope
+from microseq.testing import VALUE_BINARY, VALUE_OPS, VALUE_UNARY, evaluate, expressions
 
 pytestmark = pytest.mark.scalar
 
@@ -24,7 +24,7 @@ def check_gradient(tree, point):
     assert gradcheck_scalar(lambda xs: evaluate(tree, xs), point, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("op", VALUE_OPS)
 @given(data=st.data())
 def test_each_op_matches_central_differences(op, data):
     check_gradient(*data.draw(expressions(root=op)))
@@ -44,8 +44,8 @@ def test_forward_matches_plain_floats(expression):
 
 def test_the_strategy_covers_every_op():
     methods = {m for m in dir(Value) if not m.startswith("_") and callable(getattr(Value, m))}
-    assert methods - {"backward"} <= set(UNARY)
-    assert {"+", "-", "*", "/", "**"} <= set(BINARY) and "neg" in UNARY
+    assert methods - {"backward"} <= set(VALUE_UNARY)
+    assert {"+", "-", "*", "/", "**"} <= set(VALUE_BINARY) and "neg" in VALUE_UNARY
 
 
 # --- gradients derived by hand -------------------------------------------------
@@ -195,3 +195,9 @@ def test_gradcheck_passes_and_leaves_its_inputs_alone():
     a = Value(0.5)
     assert gradcheck_scalar(lambda v: v[0].tanh() * v[0], [a]) is True
     assert a.grad == 0.0
+
+
+def test_exp_overflow_names_the_op():
+    with pytest.raises(OverflowError, match=r"exp: e\*\*1000 is too large for a float"):
+        Value(1000.0).exp()
+    assert Value(709.0).exp().data > 1e307

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import arrays, broadcastable_shapes, distinct_arrays, shapes
 
 import microseq as ms
 from microseq.gradcheck import gradcheck
+from microseq.testing import arrays, broadcastable_shapes, distinct_arrays, shapes
 
 pytestmark = pytest.mark.tensor
 
@@ -346,6 +346,34 @@ def test_constructors():
     assert t.data.tolist() == [[1.0, 2.0]] and copy._parents == ()
 
 
+def test_tensors_iterate_like_numpy_arrays():
+    rows = np.array([[1.0, 2.0], [3.0, 4.0]])
+    t = ms.tensor(rows, requires_grad=True)
+    assert [r.data.tolist() for r in t] == rows.tolist()
+    a, b = t
+    (a * 2 + b).sum().backward()  # the rows are getitems: gradients flow back
+    np.testing.assert_array_equal(t.grad, [[2.0, 2.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(np.asarray(t), rows)
+    assert np.asarray(t, dtype=np.float32).dtype == np.float32
+    with pytest.raises(IndexError, match=r"getitem: \(2, 2\) and int: index 5 is out of bounds"):
+        t[5]  # an IndexError, as numpy's, and still a ShapeError naming the op
+    with pytest.raises(ms.ShapeError):
+        t[5]
+    with pytest.raises(TypeError):
+        iter(ms.tensor(1.0))  # a 0-d tensor has no rows
+
+
+def test_tensor_copies_and_from_numpy_shares():
+    array = np.ones(3)
+    copied, shared = ms.tensor(array, requires_grad=True), ms.from_numpy(array)
+    copied.data += 1
+    assert array.tolist() == [1.0, 1.0, 1.0]
+    shared.data += 1
+    assert array.tolist() == [2.0, 2.0, 2.0] and shared.dtype == np.float64
+    with pytest.raises(TypeError, match="from_numpy: expected a numpy array, got list"):
+        ms.from_numpy([1.0])
+
+
 # --- errors name the op and the shapes, at the call site -----------------------
 
 @pytest.mark.parametrize("call, message", [
@@ -357,6 +385,10 @@ def test_constructors():
     (lambda: ms.ones(2, 3).reshape(4, 2), r"reshape: \(2, 3\)"),
     (lambda: ms.ones(2, 3)[5], r"getitem: \(2, 3\)"),
     (lambda: ms.concat([ms.ones(2, 3), ms.ones(3, 2)]), r"concat: \(2, 3\) and \(3, 2\)"),
+    (lambda: ms.concat([ms.ones(2, 3), ms.ones(2, 3)], axis=2),
+     r"concat: \(2, 3\) and \(2, 3\): axis 2 is out of range for 2 axes \(allowed: -2 to 1\)"),
+    (lambda: ms.stack([ms.ones(2, 3)], axis=-4), r"stack: \(2, 3\): axis -4 is out of range"),
+    (lambda: ms.concat([]), r"concat: needs at least one tensor"),
     (lambda: ms.split(ms.ones(2, 3), 2), r"split: axis -1 of shape \(2, 3\)"),
     (lambda: ms.cross_entropy(ms.ones(4, 3), np.zeros(5, int)),
      r"cross_entropy: .*targets of shape \(4,\)"),

@@ -4,13 +4,12 @@ ignored, no NaN for a query with nothing to attend to), permutation
 equivariance, dropout, copies, positional encodings and error messages."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import microseq as ms
 from microseq import functional as F
 from microseq import nn
-from microseq.gradcheck import gradcheck
+from microseq.testing import arrays, check_module
 
 pytestmark = pytest.mark.nn
 
@@ -23,26 +22,25 @@ def encoder_layer(d=4, h=2, **options):
     return nn.TransformerEncoderLayer(d, h, **options).to(np.float64)
 
 
-@settings(max_examples=4)
-@given(seed=seeds, batch_first=st.booleans(), causal=st.booleans(), padded=st.booleans())
-def test_multihead_cross_attention_gradients(seed, batch_first, causal, padded):
-    """Inputs and projection weights against finite differences, through
-    both outputs (the attention and its weights)."""
-    rng = np.random.default_rng(seed)
-    ms.manual_seed(seed)
-    attention = nn.MultiheadAttention(4, 2, batch_first=batch_first).to(np.float64)
-    N, L, S = 2, 2, 3
-    q = rng.standard_normal((N, L, 4) if batch_first else (L, N, 4))
-    kv = rng.standard_normal((N, S, 4) if batch_first else (S, N, 4))
-    padding = (rng.random((N, S)) < 0.5) if padded else None
-    mask = nn.generate_square_subsequent_mask(S, np.float64)[:L] if causal else None
+PADDING = np.array([[False, False, True], [False, True, True]])
+CAUSAL = np.triu(np.ones((3, 3), bool), k=1)  # bool: check_module differentiates float arrays
 
-    def attend(query, key, value, in_proj_weight, in_proj_bias):
-        attention.in_proj_weight, attention.in_proj_bias = in_proj_weight, in_proj_bias
-        out, weights = attention(query, key, value, attn_mask=mask, key_padding_mask=padding)
-        return ms.concat([out.reshape(-1), weights.reshape(-1)])
 
-    assert gradcheck(attend, q, kv, kv * 0.5, rng.uniform(-1, 1, (12, 4)), rng.uniform(-1, 1, 12))
+@pytest.mark.parametrize("name,module,inputs,examples", [
+    ("cross-attention, padded", nn.MultiheadAttention(4, 2, batch_first=True),
+     (arrays((2, 2, 4)), arrays((2, 3, 4)), arrays((2, 3, 4)), PADDING), 4),
+    ("kdim and vdim, causal, (L, N, E)", nn.MultiheadAttention(4, 2, kdim=3, vdim=2),
+     (arrays((3, 2, 4)), arrays((3, 2, 3)), arrays((3, 2, 2)), None, True, CAUSAL), 4),
+    ("post-norm relu layer", encoder_layer(batch_first=True), (arrays((2, 3, 4)), CAUSAL), 4),
+    ("pre-norm gelu encoder", nn.TransformerEncoder(
+        encoder_layer(norm_first=True, activation="gelu"), 2, norm=nn.LayerNorm(4)),
+     (arrays((3, 2, 4)), None, PADDING), 2),
+])
+def test_layers_gradients(name, module, inputs, examples):
+    """Every parameter and every input against finite differences, through
+    every output (attention's weights too), for random weights and inputs;
+    4 elements of each array per example keep a 2-layer encoder cheap."""
+    assert check_module(module, *inputs, max_examples=examples, max_elements=4)
 
 
 def test_a_causal_layer_never_looks_ahead():

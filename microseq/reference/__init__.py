@@ -18,6 +18,7 @@ from microseq.reference.lm import (
 )
 from microseq.reference.lstm import lstm_backward, lstm_forward
 from microseq.reference.rnn import rnn_backward, rnn_forward
+from microseq.reference.seq2seq import peeky_loss_and_grads
 from microseq.reference.transformer import (
     attention_backward,
     attention_forward,
@@ -53,6 +54,7 @@ __all__ = [
     "lstm_forward",
     "lstm_lm_loss_and_grads",
     "lstm_lm_step",
+    "peeky_loss_and_grads",
     "rnn_backward",
     "rnn_forward",
     "rnn_lm_loss_and_grads",
