@@ -10,7 +10,7 @@ export OMP_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: test lessons bench lint clean
+.PHONY: test lessons report bench lint clean
 .DEFAULT_GOAL := test
 
 $(STAMP): pyproject.toml
@@ -37,6 +37,9 @@ ask-%: $(STAMP)
 
 lessons: $(STAMP)
 	@set -e; for f in lessons/[0-9][0-9]_*.py; do echo "== $$f"; $(PY) $$f $(ARGS); done
+
+report: $(STAMP)
+	$(PY) -m microseq.report runs
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)

@@ -7,6 +7,7 @@ drawn as the first backpropagation-through-time graph; and a new op with a
 slip in its derivative, which hypothesis finds, shrinks and sees fixed.
 
     python lessons/00_autograd.py [--quick] [--seed N] [--out DIR]
+                                  [--hidden N] [--noise S] [--w-hh W]
 """
 import inspect
 import random
@@ -14,6 +15,7 @@ import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq.data.moons import make_moons
@@ -26,7 +28,13 @@ from microseq.scope import scope
 from microseq.tensor import op
 from microseq.testing import Counterexample, arrays, check_op
 
-lesson = Lesson(0, "autograd from scratch")
+lesson = Lesson(0, "autograd from scratch", arguments={
+    "--hidden": dict(type=int, default=None, metavar="N",
+                     help="neurons in each hidden layer of the MLP (default 8 quick, 16 full)"),
+    "--noise": dict(type=float, default=0.1, metavar="S",
+                    help="spread of the two moons' points (default 0.1)"),
+    "--w-hh": dict(type=float, default=0.9, metavar="W",
+                   help="the recurrent weight of the 3-step RNN (default 0.9)")})
 rng = random.Random(lesson.seed)
 
 # --- 1. A neuron by hand --------------------------------------------------------
@@ -36,9 +44,8 @@ lesson.say("""
     A Value is a number that remembers the op that made it and the local
     derivative of that op with respect to each input. Here is one neuron,
     built from single numbers:
-
-        o = tanh(x1*w1 + x2*w2 + b)
 """)
+lesson.equation("o = tanh(x1*w1 + x2*w2 + b)", r"o = \tanh(x_1 w_1 + x_2 w_2 + b)")
 x1, x2 = Value(1.5, label="x1"), Value(-0.5, label="x2")
 w1, w2 = Value(0.8, label="w1"), Value(-1.2, label="w2")
 b = Value(0.1, label="b")
@@ -100,6 +107,7 @@ for name, (f, point) in checks.items():
 
 lesson.section("3. Training a tiny MLP")
 n_points, hidden, steps = (40, 8, 40) if lesson.quick else (100, 16, 100)
+hidden = lesson.args.hidden or hidden
 lesson.say(f"""
     Neurons in layers make a multi-layer perceptron: 2 inputs, two hidden
     layers of {hidden} ReLU neurons, one output whose sign is the class. We
@@ -123,7 +131,7 @@ def mlp(model, x, y):
     return h[0]
 
 
-points = make_moons(n_points, rng)
+points = make_moons(n_points, rng, noise=lesson.args.noise)
 model = [layer(2, hidden), layer(hidden, hidden), layer(hidden, 1)]
 params = [p for neurons in model for w, b in neurons for p in (*w, b)]
 
@@ -156,7 +164,9 @@ print(f"    {len(params)} parameters; loss {losses[0]:.3f} -> {final_loss:.3f}, 
 
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.plot(losses)
-ax.set(xlabel="step", ylabel="loss", yscale="log", title="MLP training loss")
+ax.set(xlabel="step", ylabel="loss", yscale="log",
+       title=f"MLP training loss: {losses[0]:.3g} down to {final_loss:.3g}")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 lesson.savefig(fig, "mlp_loss")
 
 grid = 15 if lesson.quick else 40
@@ -167,56 +177,65 @@ fig, ax = plt.subplots(figsize=(5, 4))
 ax.contourf(xs, ys, scores, levels=[-1e9, 0, 1e9], colors=["#f4b6b6", "#b6c8f4"])
 for label, colour in [(-1, "#c0392b"), (1, "#2453b3")]:
     ax.scatter([x for x, _, c in points if c == label], [y for _, y, c in points if c == label],
-               s=12, color=colour)
-ax.set(title=f"decision boundary, accuracy {accuracy:.0%}")
+               s=12, color=colour, label=f"class {label:+d}")
+ax.set(xlabel="input 1 (x)", ylabel="input 2 (y)",
+       title=f"Shaded: the class the MLP predicts; it gets {accuracy:.0%} of the points right")
+ax.legend(loc="lower left", fontsize=8)
 lesson.savefig(fig, "mlp_boundary")
 
 # --- 4. A recurrent neuron, unrolled --------------------------------------------
 
 lesson.section("4. A 3-step RNN: the first BPTT graph")
 lesson.say("""
-    A recurrent neuron reuses the same three weights at every time step:
-
-        h_t = tanh(w_x * x_t + w_h * h_(t-1) + b)
-
-    Unrolling it over 3 inputs gives an ordinary graph, so backward() works unchanged; that is all
-    backpropagation through time is. Each step is built inside scope("t=k"),
-    which the drawing turns into one box per step.
+    A recurrent neuron reuses the same three weights at every time step
+    t = 1, 2, 3, starting from h_0 = 0 (one bias b stands for PyTorch's
+    b_ih + b_hh):
 """)
-w_x, w_h, b_h = Value(0.5, label="w_x"), Value(0.9, label="w_h"), Value(0.1, label="b")
+lesson.equation("h_t = tanh(w_ih * x_t + w_hh * h_(t-1) + b)",
+                r"h_t = \tanh(w_{ih}\, x_t + w_{hh}\, h_{t-1} + b)")
+lesson.say("""
+    Unrolling it over 3 inputs gives an ordinary graph, so backward() works
+    unchanged; that is all backpropagation through time is. Each step is
+    built inside scope("t=k"), which the drawing turns into one box per step.
+""")
+w_ih, w_hh = Value(0.5, label="w_ih"), Value(lesson.args.w_hh, label="w_hh")
+b_h = Value(0.1, label="b")
 inputs, target = [1.0, -0.5, 0.8], 0.2
 
 
 def rnn(weights, keep=None):
     """The loss (h_3 - target)^2; `keep` collects each step's (h_(t-1), a_t, h_t)."""
-    w_x, w_h, b = weights
-    h = Value(0.0, label="h0")
+    w_ih, w_hh, b = weights
+    h = Value(0.0, label="h_0")
     for t, x in enumerate(inputs, 1):
         with scope(f"t={t}"):
-            a = w_x * x + w_h * h + b
+            a = w_ih * Value(x, label=f"x_{t}") + w_hh * h + b
+            a.label = f"a_{t}"
             h_next = a.tanh()
-            h_next.label = f"h{t}"
+            h_next.label = f"h_{t}"
         if keep is not None:
             keep.append((h, a, h_next))
         h = h_next
-    loss = (h - target) ** 2
+    loss = (h - Value(target, label="target")) ** 2
     loss.label = "loss"
     return loss
 
 
 steps_seen = []
-loss = rnn([w_x, w_h, b_h], steps_seen)
+loss = rnn([w_ih, w_hh, b_h], steps_seen)
 loss.backward()
-bptt = lesson.draw(loss, "rnn_bptt", title="BPTT: h_t = tanh(w_x x_t + w_h h_(t-1) + b), 3 steps")
-gradcheck_scalar(rnn, [w_x, w_h, b_h])
-error = max(abs(a - n) for a, n in zip(autograd_scalar(rnn, [w_x, w_h, b_h]),
-                                       numerical_grad_scalar(rnn, [w_x, w_h, b_h]), strict=True))
+bptt = lesson.draw(loss, "rnn_bptt",
+                   title="BPTT: h_t = tanh(w_ih x_t + w_hh h_(t-1) + b), 3 steps")
+gradcheck_scalar(rnn, [w_ih, w_hh, b_h])
+error = max(abs(a - n) for a, n in zip(autograd_scalar(rnn, [w_ih, w_hh, b_h]),
+                                       numerical_grad_scalar(rnn, [w_ih, w_hh, b_h]),
+                                       strict=True))
 max_error = max(max_error, error)
 
-factors = [w_h.data * (1 - h.data ** 2) for _, _, h in steps_seen[1:]]
+factors = [w_hh.data * (1 - h.data ** 2) for _, _, h in steps_seen[1:]]
 reaching = {f"g{t}": abs(h.grad) for t, (_, _, h) in enumerate(steps_seen, 1)}
 lesson.say("""
-    The gradient reaching step t is multiplied by w_h * (1 - h_(t+1)^2) on its
+    The gradient reaching step t is multiplied by w_hh * (1 - h_(t+1)^2) on its
     way back from the step after it.
     """ + lesson.claim(
     "factor < 1 and g1 < g2 and g2 < g3", factor=max(factors), **reaching,
@@ -226,14 +245,14 @@ lesson.say("""
     no="""Here that factor reaches {factor:.3f}, and |dL/dh_t| is {g3:.4f},
         {g2:.4f}, {g1:.4f} for t = 3, 2, 1: the gradient does not fade
         steadily."""), """
-    And because w_h is shared, its gradient is the sum of one contribution
+    And because w_hh is shared, its gradient is the sum of one contribution
     per step, dL/da_t * h_(t-1), where a_t is the pre-activation:
 """)
 print("\n    step   dL/dh_t   dL/da_t * h_(t-1)")
 for t, (h_prev, a, h) in enumerate(steps_seen, 1):
     print(f"    t={t}  {h.grad:9.5f}  {a.grad * h_prev.data:12.5f}")
 contributions = sum(a.grad * h_prev.data for h_prev, a, _ in steps_seen)
-print(f"    sum             {contributions:12.5f}  = w_h.grad {w_h.grad:.5f}")
+print(f"    sum             {contributions:12.5f}  = w_hh.grad {w_hh.grad:.5f}")
 lesson.say(f"The unrolled graph: {bptt}; gradcheck agrees with it to {error:.1e}.")
 
 # --- 5. Testing your own op: find, shrink, fix ---------------------------------
@@ -317,4 +336,11 @@ lesson.metric("wrong_vjp_caught", float(caught is not None), threshold=1.0)
 lesson.metric("mlp_accuracy", accuracy, threshold=0.9 if lesson.quick else 0.97)
 lesson.metric("mlp_loss_ratio", final_loss / losses[0], threshold=0.5 if lesson.quick else 0.1,
               higher_is_better=False)
+lesson.try_this(
+    ("--w-hh 2", "With a recurrent weight above 1, is dL/dh_1 now larger or smaller than "
+                 "dL/dh_3? Does tanh's slope (1 - h_t^2) still keep the factor below 1?"),
+    ("--hidden 2", "Can an MLP with two neurons per hidden layer still separate the moons? "
+                   "What shape will its decision boundary take?"),
+    ("--noise 0.3", "With the moons overlapping, does the training accuracy stay at 100 %, "
+                    "and does the boundary get simpler or more tangled?"))
 lesson.finish()

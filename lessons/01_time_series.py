@@ -11,10 +11,11 @@ On an AR(2) series the noise is the floor no forecaster can go below, so the
 RNN is measured against it; on both series it must beat the naive forecast.
 
     .venv/bin/python lessons/01_time_series.py [--quick] [--seed S] [--out DIR]
+        [--width W] [--seasonal-noise S] [--train-steps N]
 """
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 import microseq as ms
 from microseq.data import ar_series, minibatches, seasonal_series, windows
@@ -25,14 +26,21 @@ from microseq.optim import Adam
 from microseq.train import train
 
 AR_COEFFS, AR_NOISE = (1.2, -0.5), 1.0
-PERIOD, SEASONAL_NOISE = 12, 0.1
-WIDTH = 12           # every forecaster sees (at most) the last WIDTH values
+PERIOD = 12
 TRAIN_FRACTION = 0.7
 
-lesson = Lesson(1, "Time series: AR(p), a windowed net and an RNN")
+lesson = Lesson(1, "Time series: AR(p), a windowed net and an RNN", arguments={
+    "--width": dict(type=int, default=12, metavar="W",
+                    help="values every forecaster sees, at most (default 12)"),
+    "--seasonal-noise": dict(type=float, default=0.1, metavar="S",
+                             help="noise standard deviation of the seasonal series (default 0.1)"),
+    "--train-steps": dict(type=int, default=None, metavar="N",
+                          help="Adam steps for each net (default 300 quick, 1500 full)")})
 quick = lesson.quick
+WIDTH = lesson.args.width    # every forecaster sees (at most) the last WIDTH values
+SEASONAL_NOISE = lesson.args.seasonal_noise
 n_steps = 1200 if quick else 3000
-train_steps = 300 if quick else 1500
+train_steps = lesson.args.train_steps or (300 if quick else 1500)
 ms.manual_seed(lesson.seed)
 
 # ---------------------------------------------------------------- the data
@@ -249,8 +257,9 @@ for ax, (name, preds) in zip(axes, results.items(), strict=True):
     ax.plot(t, y_test[-shown:], "k.-", lw=1, label="series", zorder=5)
     for kind, pred in preds.items():
         ax.plot(t, pred[-shown:], lw=1.2, color=COLOURS[kind.split("(")[0]], label=kind)
-    ax.set_title(f"{name}: one-step forecasts on the last {shown} test steps")
-    ax.set_xlabel("t")
+    ax.set_title(f"{name}: one-step forecasts on the last {shown} test steps; "
+                 "the closer a line follows the black dots, the better")
+    ax.set(xlabel="time step t", ylabel="value")
     ax.legend(fontsize=8, ncol=5, loc="upper left")
 fig.tight_layout()
 lesson.savefig(fig, "forecasts")
@@ -275,7 +284,11 @@ for ax, (name, table) in zip(axes, errors.items(), strict=True):
     ax.axhline(floors[name], color="k", ls="--", lw=1, label="noise variance")
     log_axis(ax)
     ax.set_ylim(floors[name] * 0.9, max(table.values()) * 1.6)
-    ax.set_title(f"{name}: one-step test MSE")
+    best = min(table, key=table.get)
+    ax.set_title(f"{name}: one-step test MSE\n(lowest: {best}, {table[best] / floors[name]:.2f}x "
+                 "the noise floor)", fontsize=10)
+    ax.set_ylabel("test MSE (log scale)")
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     ax.legend(fontsize=8, loc="upper right")
 fig.tight_layout()
 lesson.savefig(fig, "test_mse")
@@ -291,7 +304,11 @@ for ax, name in zip(axes, SERIES, strict=True):
     ax.axhline(floors[name], color="k", ls="--", lw=1, label="noise variance")
     log_axis(ax)
     ax.set_xlabel("training step")
-    ax.set_title(f"{name}: test MSE while training")
+    ax.set_ylabel("test MSE (log scale)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"{name}: test MSE while training:\nhow close do the nets get to the noise "
+                 "floor (dashed)?",
+                 fontsize=10)
     ax.legend(fontsize=8)
 fig.tight_layout()
 lesson.savefig(fig, "training")
@@ -307,4 +324,11 @@ for name in SERIES:
     lesson.metric(f"{name.lower().replace('(2)', '2')}_rnn_mse_over_naive",
                   errors[name]["RNN"] / errors[name]["naive"], threshold=1.0,
                   higher_is_better=False)
+lesson.try_this(
+    ("--width 2", "With only the last 2 values in view, which forecaster loses most on the "
+                  "seasonal series, and does any of them still beat the naive forecast?"),
+    ("--seasonal-noise 0.5", "With five times the noise on the seasonal series, does the "
+                             "RNN's error stay close to the new noise floor?"),
+    ("--train-steps 30", "After only 30 Adam steps, does the RNN beat AR(2) fitted by least "
+                         "squares on the AR(2) series?"))
 lesson.finish()

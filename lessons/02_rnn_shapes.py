@@ -13,6 +13,7 @@ Every stage prints the shapes of the tensors that flow through it.
 """
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq import nn
@@ -27,7 +28,11 @@ from microseq.optim import Adam
 from microseq.reference import rnn_forward
 from microseq.train import History, train
 
-lesson = Lesson(2, "The RNN cell and its shapes")
+lesson = Lesson(2, "The RNN cell and its shapes", arguments={
+    "--length": dict(type=int, default=16, metavar="T",
+                     help="steps of the many-to-one sequences (default 16)"),
+    "--hidden": dict(type=int, default=32, metavar="H",
+                     help="hidden units of the many-to-one RNN (default 32)")})
 quick = lesson.quick
 rng = np.random.default_rng(lesson.seed)
 ms.manual_seed(lesson.seed)
@@ -58,12 +63,13 @@ def fit(model, batches, loss_fn, steps, evaluate, desc, lr=3e-3):
 # ================================================================== the cell
 lesson.section("One step of the cell")
 D, H, B, T = 3, 4, 2, 5
-lesson.say(f"""
+lesson.say("""
     A recurrent cell keeps a hidden state h, a vector of H numbers, and
-    updates it with every input x_t:
-
-        h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)
-
+    updates it with every input x_t, for t = 1, 2, ..., T, from h_0:
+""")
+lesson.equation("h_t = tanh(W_ih x_t + b_ih + W_hh h_(t-1) + b_hh)",
+                r"h_t = \tanh(W_{ih}\, x_t + b_{ih} + W_{hh}\, h_{t-1} + b_{hh})")
+lesson.say(f"""
     W_ih maps the input into the hidden space, W_hh carries the previous
     state forward, and tanh keeps every unit between -1 and 1. The same
     weights serve every step, which is what makes it recurrent. Here the
@@ -131,16 +137,20 @@ lesson.metric("cell_library_vs_numpy_max_diff", max(step_diff, sequence_diff), t
 
 # The unrolled graph: three steps of a tiny many-to-one model, after backward.
 tiny = ManyToOne(2, 3, 1).to(np.float64)
-tiny_loss = (tiny(rng.standard_normal((1, 3, 2))) ** 2).sum()
+tiny_loss = (tiny(ms.tensor(rng.standard_normal((1, 3, 2)), label="x")) ** 2).sum()
 tiny_loss.backward()
 graph_file = lesson.draw(tiny_loss, "rnn_unrolled", title="an RNN over 3 steps, then a linear head")
+inside_a_box = (
+    "Inside a box, nn.RNN runs the cell equation as one fused op, rnn_cell, with its backward "
+    "written by hand (lesson 4 builds the same step from matmul, add and tanh)."
+    if ms.fast.enabled() else
+    "Inside a box, nn.RNN builds the cell equation from matmul, add and tanh (MICROSEQ_FAST=0; "
+    "by default it runs it as one fused op, rnn_cell, with its backward written by hand).")
 lesson.say(f"""
     {graph_file.name} draws the computation of a tiny RNN over three steps,
     one box per step, followed by a linear head. The inputs of all steps are
     projected by W_ih in one matmul before the loop, so only W_hh enters
-    every box. Inside a box, nn.RNN runs the cell equation as one fused op,
-    rnn_cell, with its backward written by hand (lesson 4 builds the same
-    step from matmul, add and tanh). Each node is shaded by the size of its
+    every box. {inside_a_box} Each node is shaded by the size of its
     gradient after backward(); lesson 4 uses the same shading to watch
     gradients fade as they travel back through the steps.
     """)
@@ -148,7 +158,7 @@ lesson.say(f"""
 
 # ============================================================ many-to-one
 lesson.section("Many-to-one: is the sum positive?")
-m2o_length, m2o_hidden = 16, 32
+m2o_length, m2o_hidden = lesson.args.length, lesson.args.hidden
 m2o_train, m2o_test = (2000, 500) if quick else (5000, 1000)
 m2o_steps, m2o_batch = (250, 64) if quick else (2000, 128)
 digits, signs = running_sum_sign(m2o_train + m2o_test, m2o_length, lesson.seed)
@@ -304,18 +314,20 @@ def ambiguous_examples():
 
 word, pair = ambiguous_examples()
 if pair:
-    fig, axes = plt.subplots(len(pair), 1, figsize=(10, 5.5))
+    fig, axes = plt.subplots(len(pair), 1, figsize=(10, 6), layout="constrained")
     for ax, (i, position) in zip(axes, pair, strict=True):
         with ms.no_grad():
             probs = ms.softmax(tagger(word_ids[i][None]), axis=-1).data[0]
-        ax.imshow(probs.T, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        image = ax.imshow(probs.T, cmap="Blues", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(sentences[i])), sentences[i], fontsize=8)
         ax.set_yticks(range(len(tag_names)), tag_names, fontsize=8)
+        ax.set(xlabel="word of the sentence (the ambiguous one in bold)", ylabel="tag")
         ax.get_xticklabels()[position].set_fontweight("bold")
         guess = tag_names[int(probs[position].argmax())]
         ax.set_title(f"'{word}' tagged {guess} (true: {tag_seqs[i][position]})", fontsize=9)
-    fig.suptitle("Tag probabilities for every word (many-to-many)")
-    fig.tight_layout()
+    fig.colorbar(image, ax=axes, label="probability of the tag")
+    fig.suptitle(f"Tag probabilities for every word (many-to-many): is '{word}' read from "
+                 "its neighbours?")
     lesson.savefig(fig, "tagging")
     lines = []
     for i, _ in pair:
@@ -450,12 +462,20 @@ for ax, (history, key, title, label) in zip(axes, curves, strict=True):
     ax.plot(history.steps, history.losses, color="0.7", lw=0.8, label="training loss")
     ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel("training loss", color="0.5")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("training loss (log scale)", color="0.5")
     ax.set_title(title, fontsize=10)
     twin = ax.twinx()
     twin.plot(*history.metric(key), color="C3", label=label)
     twin.set_ylim(0, 1.02)
     twin.set_ylabel(label, color="C3")
+fig.suptitle("Training, step by step: the training loss (grey, left axis) against the "
+             "test score (red, right axis)", fontsize=11)
 fig.tight_layout()
 lesson.savefig(fig, "training")
+lesson.try_this(
+    ("--length 64", "Summing the signs of 64 numbers instead of 16, does the many-to-one RNN "
+                    "still reach 95 %, or does the start of the sequence fade from its state?"),
+    ("--hidden 2", "With only 2 hidden units, can the RNN still keep a running sum? What is "
+                   "the least it needs?"))
 lesson.finish()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq.data import BPTTBatcher, CharVocab, load_text
@@ -27,11 +28,18 @@ from microseq.train import train
 lesson = Lesson(3, "A character-level language model",
                 arguments={"--text": dict(metavar="FILE", default=None,
                                           help="a UTF-8 text file to learn instead of the "
-                                               "pydoc help texts")})
+                                               "pydoc help texts"),
+                           "--hidden": dict(type=int, default=None, metavar="N",
+                                            help="hidden units of the RNN (default 128 quick, "
+                                                 "256 full)"),
+                           "--seq-len": dict(type=int, default=None, metavar="T",
+                                             help="characters per truncated-BPTT window "
+                                                  "(default 32 quick, 64 full)")})
 quick = lesson.quick
 ms.manual_seed(lesson.seed)
 batch, seq_len, hidden, steps, eval_every = ((32, 32, 128, 300, 100) if quick
                                              else (64, 64, 256, 900, 100))
+seq_len, hidden = lesson.args.seq_len or seq_len, lesson.args.hidden or hidden
 # Read the corpus first, so that a bad --text fails at once: the RNN trains on
 # the first 90 %, which must fill at least one window of batch x seq_len steps.
 text = load_text(lesson.args.text, min_chars=(batch * seq_len + 1) * 10 // 9 + 1)
@@ -189,7 +197,9 @@ if best != 3:
     ax.axhline(ngram_bpc[best][0], color="grey", ls="-.",
                label=f"{names[best]} (best count model) {ngram_bpc[best][0]:.2f}")
 ax.set(xlabel="training step", ylabel="bits per character",
-       title="Character RNN against counting baselines")
+       title=f"Held-out bits per character: the RNN ends at "
+             f"{history.metric('bpc')[1][-1]:.2f}, the 3-gram at {trigram_bpc:.2f}")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.legend()
 lesson.savefig(fig, "learning_curve")
 
@@ -294,16 +304,25 @@ start = next((i for i in range(0, len(test_text) - width, 7)
               if '"' in test_text[i:i + width] and "(" in test_text[i:i + width]), 0)
 passage = test_text[start:start + width]
 trace = model.hidden_states(vocab.encode(passage))
-fig, axes = plt.subplots(len(found), 1, figsize=(width * 0.16, 1.1 * len(found) + 0.4),
-                         squeeze=False, gridspec_kw={"hspace": 0.9})
+marks = features(passage)
+fig, axes = plt.subplots(len(found), 1, figsize=(width * 0.16, 1.5 * len(found) + 0.8),
+                         squeeze=False, layout="constrained")
 for ax, (name, unit, r) in zip(axes[:, 0], found, strict=True):
-    ax.imshow(trace[None, :, unit], cmap="coolwarm", vmin=-1, vmax=1, aspect="auto")
+    # Row 0: the unit's activation under each character; row 1: where the feature holds.
+    image = ax.imshow(trace[None, :, unit], cmap="coolwarm", vmin=-1, vmax=1, aspect="auto",
+                      extent=(-0.5, width - 0.5, 0.5, -0.5))
+    ax.imshow(marks[name][None, :], cmap="Greys", vmin=0, vmax=1.6, aspect="auto",
+              extent=(-0.5, width - 0.5, 1.5, 0.5))
+    ax.set_ylim(1.5, -0.5)
     for i, c in enumerate(passage):
         ax.text(i, 0, {"\n": "¶", " ": "·"}.get(c, c), ha="center", va="center",
                 fontsize=8, family="monospace")
     ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_yticks([0, 1], [f"unit {unit}", name], fontsize=8)
     ax.set_title(f"unit {unit}: r = {r:+.2f} with '{name}'", fontsize=9, loc="left")
+fig.colorbar(image, ax=axes, shrink=0.8, label="hidden unit h (tanh)")
+fig.suptitle("Hidden units over held-out text: does each unit's colour (red +1, blue -1) "
+             "follow the grey row of its feature?", fontsize=10)
 lesson.savefig(fig, "hidden_units")
 strengths = [abs(r) for _, _, r in found]
 lesson.say(lesson.claim(
@@ -325,4 +344,12 @@ lesson.say(f"""
         make ask-3 Q="def "                 (from the shell)
         microseq.models.load("{Path(saved).parent}").answer(["The "])
 """)
+lesson.try_this(
+    ("--seq-len 4", "Backpropagation now stops after 4 characters, though the state still "
+                    "flows across windows. How much worse will the held-out bits per "
+                    "character be, and will the 'inside quotes' unit survive?"),
+    ("--hidden 16", "With 16 hidden units instead of 128, will the RNN still beat the "
+                    "3-gram's bits per character?"),
+    ("--text README.md", "On a short text of a different kind, which wins: the RNN or the "
+                         "counting models?"))
 lesson.finish()

@@ -12,6 +12,7 @@
 """
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq import nn
@@ -19,7 +20,13 @@ from microseq.functional import mse_loss
 from microseq.lesson import Lesson
 from microseq.optim import SGD, clip_grad_norm_
 
-lesson = Lesson(4, "Backpropagation through time")
+lesson = Lesson(4, "Backpropagation through time", arguments={
+    "--radius": dict(type=float, default=1.5, metavar="R",
+                     help="spectral radius of W_hh when the clipping runs start (default 1.5)"),
+    "--clip": dict(type=float, default=1.0, metavar="C",
+                   help="the norm gradients are clipped to in the clipped run (default 1.0)"),
+    "--truncate": dict(type=int, default=8, metavar="K",
+                       help="steps truncated BPTT keeps, of 24 (default 8)")})
 quick = lesson.quick
 rng = np.random.default_rng(lesson.seed)
 ms.manual_seed(lesson.seed)
@@ -32,17 +39,20 @@ def orthogonal(n, radius):
     return radius * q * np.sign(np.diag(r))  # the signs make Q uniformly distributed
 
 
-def unroll(xs, h, W_xh, W_hh, b, nonlinearity="tanh", truncate=None):
-    """h_t = f(x_t W_xh + h_(t-1) W_hh + b) for t = 1..T, each step in its own
-    scope. With `truncate=k`, the state is detached after every k steps:
-    same values, but backpropagation stops there. Returns [h_1, ..., h_T]."""
+def unroll(xs, h, W_ih, W_hh, b, nonlinearity="tanh", truncate=None):
+    """h_t = f(W_ih x_t + W_hh h_(t-1) + b) for t = 1..T, each step in its own
+    scope; x_t and h_t are rows of a batch, so in code x_t @ W_ih^T. With
+    `truncate=k`, the state is detached after every k steps: same values, but
+    backpropagation stops there. Returns [h_1, ..., h_T]."""
     f = ms.tanh if nonlinearity == "tanh" else ms.relu
+    W_ih_T, W_hh_T = ms.transpose(W_ih), ms.transpose(W_hh)   # once, shared by every step
+    W_ih_T.label, W_hh_T.label = "W_ih^T", "W_hh^T"
     states = []
     for t, x in enumerate(xs, start=1):
         if truncate and t > 1 and (t - 1) % truncate == 0:
             h = h.detach()
         with ms.scope(f"t={t}"):
-            h = f(ms.tensor(x, label=f"x_{t}") @ W_xh + h @ W_hh + b)
+            h = f(ms.tensor(x, label=f"x_{t}") @ W_ih_T + h @ W_hh_T + b)
         h.label = f"h_{t}"
         states.append(h)
     return states
@@ -56,12 +66,14 @@ def grad_norms(states):
 # ================================================================== the graph
 lesson.section("The unrolled graph")
 lesson.say("""
-    A recurrent net applies the same step again and again,
-
-        h_t = tanh(x_t W_xh + h_(t-1) W_hh + b)
-
-    so its computation graph, written out for a sequence of length T, is
-    T copies of that step in a row, all sharing the same W_xh, W_hh and b.
+    A recurrent net applies the same step again and again, for t = 1, ..., T,
+""")
+lesson.equation("h_t = tanh(W_ih x_t + W_hh h_(t-1) + b)",
+                r"h_t = \tanh(W_{ih}\, x_t + W_{hh}\, h_{t-1} + b)")
+lesson.say("""
+    (one bias b stands for PyTorch's b_ih + b_hh), so its computation graph,
+    written out for a sequence of length T, is T copies of that step in a
+    row, all sharing the same W_ih, W_hh and b.
     Backpropagation through time (BPTT) is nothing more than ordinary
     backpropagation on this unrolled graph: the gradient enters at the loss
     and walks back through every step, and each shared weight collects one
@@ -71,12 +83,12 @@ lesson.say("""
     the drawing puts it in its own box. The loss is L = sum(u * h_6).
 """)
 D, H, T = 2, 3, 6
-W_xh = nn.Parameter(rng.uniform(-1, 1, (D, H)), label="W_xh")
-W_hh = nn.Parameter(orthogonal(H, 0.5), label="W_hh")
+W_ih = nn.Parameter(rng.uniform(-1, 1, (D, H)).T.copy(), label="W_ih")   # (H, D), as PyTorch
+W_hh = nn.Parameter(orthogonal(H, 0.5).T.copy(), label="W_hh")
 b = nn.Parameter(np.zeros(H), label="b")
 u = ms.tensor(np.ones(H), label="u")
 states = unroll(rng.standard_normal((T, 1, D)), ms.tensor(np.zeros((1, H)), label="h_0"),
-                W_xh, W_hh, b)
+                W_ih, W_hh, b)
 loss = ms.sum(states[-1] * u)
 loss.label = "L"
 before = lesson.draw(loss, "bptt_graph_before", title="6 steps of a tanh RNN, before backward()")
@@ -103,7 +115,7 @@ lesson.say(f"""
     Why the fade? By the chain rule, one step back multiplies the gradient
     by that step's Jacobian:
 
-        dL/dh_(t-1) = dL/dh_t J_t,    J_t = diag(1 - h_t^2) W_hh^T
+        dL/dh_(t-1) = J_t^T dL/dh_t,    J_t = dh_t/dh_(t-1) = diag(1 - h_t^2) W_hh
 
     so dL/dh_1 is dL/dh_T times a product of T-1 such matrices, and its norm
     is at most ||dL/dh_T|| times the product of their norms. The tanh
@@ -116,25 +128,25 @@ lesson.say(f"""
     matrix the spectral radius (its largest |eigenvalue|) is also its norm:
     it stretches every vector by exactly `radius`.
 """)
-W_in = rng.uniform(-1, 1, (D, H)) / np.sqrt(D)
+W_in = (rng.uniform(-1, 1, (D, H)) / np.sqrt(D)).T.copy()   # W_ih, (H, D)
 x_scale = 0.1   # small inputs: tanh starts out near its linear part
 xs = x_scale * rng.standard_normal((T, 1, D))
 u = rng.standard_normal(H)
 u /= np.linalg.norm(u)
-Q = orthogonal(H, 1.0)
+Q = orthogonal(H, 1.0).T.copy()
 
 
 def measure(radius, nonlinearity="tanh"):
     """Unroll over xs with W_hh = radius * Q, backpropagate L = u . h_T.
     Returns (||dL/dh_t|| for each t, ||h_t|| for each t, the spectral norm of
     each step's Jacobian J_t for t = 2..T, and its RMS singular value)."""
-    W = radius * Q
-    states = unroll(xs, ms.tensor(np.zeros((1, H))), ms.tensor(W_in), nn.Parameter(W),
+    W_hh = radius * Q
+    states = unroll(xs, ms.tensor(np.zeros((1, H))), ms.tensor(W_in), nn.Parameter(W_hh),
                     ms.tensor(np.zeros(H)), nonlinearity)
     ms.sum(states[-1] * u).backward()
     slopes = [(1 - h.data[0] ** 2) if nonlinearity == "tanh" else (h.data[0] > 0) * 1.0
               for h in states]
-    jacobians = [slopes[t][:, None] * W.T for t in range(1, T)]   # diag(f'(a_t)) W_hh^T
+    jacobians = [slopes[t][:, None] * W_hh for t in range(1, T)]   # diag(f'(a_t)) W_hh
     spectral = np.array([np.linalg.norm(J, 2) for J in jacobians])
     rms = np.array([np.linalg.norm(J) / np.sqrt(H) for J in jacobians])
     return grad_norms(states), np.array([np.linalg.norm(h.data) for h in states]), spectral, rms
@@ -207,14 +219,17 @@ for r, (g, _, spectral, _) in results.items():
     # the bound: ||g_T|| times the product of the norms of the Jacobians in between
     bound_curve = g[-1] * np.concatenate([np.cumprod(spectral[::-1])[::-1], [1.0]])
     ax.semilogy(time_steps, bound_curve, "--", color=line.get_color(), lw=1)
-ax.set(xlabel="time step t", ylabel="||dL/dh_t||",
-       title=f"Gradient reaching each step of a tanh RNN (L = u . h_{T})")
+ax.set(xlabel="time step t", ylabel="||dL/dh_t|| (log scale)",
+       title=f"Gradient reaching each step of a tanh RNN (L = u . h_{T}):\n"
+             "does it fade towards t = 1 for radius < 1 and grow for radius > 1?")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.legend(title="W_hh (dashed: product of ||J||)")
 lesson.savefig(fig, "gradient_norms")
 
 # ================================================================== clipping
 lesson.section("Exploding gradients and clipping")
-steps, T_task, H_task, batch, lr, clip, radius = (150 if quick else 300), 30, 32, 32, 0.1, 1.0, 1.5
+steps, T_task, H_task, batch, lr = (150 if quick else 300), 30, 32, 32, 0.1
+clip, radius = lesson.args.clip, lesson.args.radius
 lesson.say(f"""
     An exploding gradient is worse than a vanishing one: one huge step
     throws the weights somewhere the next gradient is even larger, and the
@@ -291,19 +306,23 @@ ax1.semilogy(np.where(np.isfinite(plain_losses), plain_losses, np.nan), label="n
 ax1.semilogy(clipped_losses, label=f"clipped to norm {clip}")
 if not np.isfinite(plain_losses[-1]):
     ax1.axvline(len(plain_losses) - 1, color="C0", ls=":", label="overflow")
-ax1.set(xlabel="SGD step", ylabel="training MSE", title=f"Sum task, W_hh radius {radius}",
+ax1.set(xlabel="SGD step", ylabel="training MSE (log scale)",
+        title=f"Sum task, W_hh radius {radius}: which run keeps learning?",
         ylim=(0.5 * clipped_losses.min(), 1e3))   # the unclipped curve leaves the chart
 ax1.legend()
 ax2.semilogy(np.where(np.isfinite(plain_norms), plain_norms, np.nan), label="no clipping")
 ax2.semilogy(clipped_norms, label="clipped run (before clipping)")
 ax2.axhline(clip, color="grey", ls="--", label="clip threshold")
-ax2.set(xlabel="SGD step", ylabel="gradient norm", title="The gradient each step")
+ax2.set(xlabel="SGD step", ylabel="gradient norm (log scale)",
+        title="The gradient each step, before clipping")
 ax2.legend()
+for ax in (ax1, ax2):
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 lesson.savefig(fig, "clipping")
 
 # ================================================================== truncation
 lesson.section("Truncated BPTT")
-k, T_trunc = 8, 24
+k, T_trunc = lesson.args.truncate, 24
 lesson.say(f"""
     Backpropagating through a whole long text costs memory and time in
     proportion to its length. Truncated BPTT runs the forward pass over
@@ -321,7 +340,7 @@ cut = unroll(xs_trunc, ms.tensor(np.zeros((1, H))), ms.tensor(W_in), W_trunc,
 ms.sum(full[-1] * u).backward()
 ms.sum(cut[-1] * u).backward()
 g_full, g_cut = grad_norms(full), grad_norms(cut)
-window = slice(T_trunc - k, T_trunc)            # the last k steps: h_17 .. h_24
+window = slice(T_trunc - k, T_trunc)            # the last k steps: h_(24-k+1) .. h_24
 before_window = slice(0, T_trunc - k)
 forward_diff = max(np.abs(a.data - c.data).max() for a, c in zip(full, cut, strict=True))
 beyond = g_cut[before_window].max()
@@ -350,12 +369,19 @@ lesson.metric("truncated_vs_full_inside_window_max_diff", inside_diff, threshold
 
 fig, ax = plt.subplots(figsize=(7, 3.6))
 t_axis = np.arange(1, T_trunc + 1)
-ax.semilogy(t_axis, g_full, "o-", label="full BPTT")
-ax.semilogy(t_axis[window], g_cut[window], "s--", label=f"truncated, k = {k}")
-ax.plot(t_axis[before_window], np.full(T_trunc - k, g_full.min() / 10), "x", color="C1",
-        label="truncated: exactly 0")
+ax.plot(t_axis, g_full, "o-", label="full BPTT")
+ax.plot(t_axis[window], g_cut[window], "s--", label=f"truncated, k = {k}")
+ax.plot(t_axis[before_window], g_cut[before_window], "x", color="C1",
+        label="truncated, before the window (its values, all exactly 0)")
 ax.axvspan(T_trunc - k + 0.5, T_trunc + 0.5, color="grey", alpha=0.15)
-ax.set(xlabel="time step t", ylabel="||dL/dh_t||", title="Truncated BPTT cuts the gradient")
+# symlog: logarithmic above the smallest full-BPTT gradient, linear through 0,
+# so the truncated steps' zeros sit at 0 itself
+ax.set_yscale("symlog", linthresh=g_full.min())
+ax.set_ylim(bottom=-0.1 * g_full.min())
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+ax.set(xlabel="time step t", ylabel="||dL/dh_t|| (0, then log scale)",
+       title=f"Truncated BPTT: the same gradient inside the last {k} steps (shaded), "
+             "none before")
 ax.legend()
 lesson.savefig(fig, "truncation")
 
@@ -405,9 +431,19 @@ for col, (name, runs) in enumerate((("tanh", tanh_runs), ("ReLU", relu_runs))):
         g, h, _, _ = runs[r]
         axes[0, col].semilogy(time_steps, g, label=f"radius {r}")
         axes[1, col].semilogy(time_steps, h, label=f"radius {r}")
-    axes[0, col].set(title=f"{name}: ||dL/dh_t||")
-    axes[1, col].set(title=f"{name}: ||h_t||", xlabel="time step t")
+    axes[0, col].set(title=f"{name}: ||dL/dh_t||", ylabel="gradient norm (log scale)")
+    axes[1, col].set(title=f"{name}: ||h_t||", xlabel="time step t",
+                     ylabel="state norm (log scale)")
+    axes[1, col].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, col].legend(fontsize=8)
+fig.suptitle("tanh against ReLU, same W_hh: which gradients fade, which states grow?")
 lesson.savefig(fig, "tanh_vs_relu")
 
+lesson.try_this(
+    ("--radius 0.9", "Starting with W_hh of radius 0.9, does the unclipped run still blow up, "
+                     "or does clipping stop mattering?"),
+    ("--clip 100", "With the clip at 100 instead of 1, which run does the clipped one now "
+                   "resemble?"),
+    ("--truncate 2", "Keeping only 2 steps of backward, how close is the truncated gradient of "
+                     "W_hh to the full one (cosine)?"))
 lesson.finish()

@@ -10,6 +10,7 @@
 """
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq import nn
@@ -18,14 +19,18 @@ from microseq.data import adding_problem
 from microseq.lesson import Lesson
 from microseq.models.long_range import SequenceRegressor, fit, gradient_per_step, mse
 
-lesson = Lesson(5, "The LSTM: gates, a hand-derived backward, and a long memory")
+lesson = Lesson(5, "The LSTM: gates, a hand-derived backward, and a long memory", arguments={
+    "--forget-bias": dict(type=float, default=1.0, metavar="B",
+                          help="the LSTM forget gate's starting bias (default 1.0)"),
+    "--length": dict(type=int, default=None, metavar="T",
+                     help="steps of the adding problem (default 20 quick, 50 full)")})
 quick = lesson.quick
 ms.manual_seed(lesson.seed)
 rng = np.random.default_rng(lesson.seed)
 
 lesson.say("""
     A plain RNN keeps everything it knows in one vector h and rewrites all of
-    it at every step: h' = tanh(W_ih x + W_hh h + b). Whatever it saw fifty
+    it at every step: h_t = tanh(W_ih x_t + W_hh h_(t-1) + b). Whatever it saw fifty
     steps ago has been squeezed through fifty matrix products and fifty
     tanh's since, and the gradient that should tell it what to remember
     travels back through the same products and fades on the way.
@@ -40,8 +45,9 @@ lesson.say("""
 # ================================================================== the gates
 lesson.section("The gates, one step at a time")
 lesson.say("""
-    From the input x and the previous hidden state h, one matrix product
-    gives four blocks of pre-activations, one per gate (PyTorch's order
+    From the input x_t and the previous hidden state h_(t-1), one matrix
+    product, W_ih x_t + b_ih + W_hh h_(t-1) + b_hh, gives four blocks of
+    pre-activations a_i, a_f, a_g, a_o, one per gate (PyTorch's order
     i, f, g, o). Each is squashed: the three gates by a sigmoid, into (0, 1),
     the candidate content by a tanh, into (-1, 1).
 
@@ -50,8 +56,8 @@ lesson.say("""
         g = tanh(a_g)      candidate:   what could be written
         o = sigmoid(a_o)   output gate: how much of the cell to show
 
-        c' = f * c + i * g        the cell is edited, not rewritten
-        h' = o * tanh(c')         the hidden state is a view of the cell
+        c_t = f * c_(t-1) + i * g   the cell is edited, not rewritten
+        h_t = o * tanh(c_t)         the hidden state is a view of the cell
 
     Written out in numpy, one step is five lines (lstm_by_hand runs it over the
     sequence from zero states):
@@ -180,6 +186,7 @@ lesson.metric("reference_vs_autograd_max_abs_diff", backward_diff, threshold=1e-
 # ================================================================== the adding problem
 lesson.section("A task that needs a long memory: the adding problem")
 length, steps, n_train, n_test = (20, 400, 5000, 1000) if quick else (50, 1200, 20000, 2000)
+length, forget_bias = lesson.args.length or length, lesson.args.forget_bias
 hidden, eval_every = 32, 50
 x_train, y_train = adding_problem(n_train, length, seed=lesson.seed)
 x_test, y_test = adding_problem(n_test, length, seed=lesson.seed + 1000)
@@ -204,11 +211,13 @@ lesson.say(f"""
     from their last hidden state through one linear layer; both train for
     {steps} Adam steps (learning rate 0.01, batches of 64, gradient norm
     clipped to 1) on {n_train} training sequences. The LSTM's forget-gate
-    bias starts at 1, so that from the first step its cells keep about
-    three quarters of their content per step rather than half.
+    bias starts at {forget_bias:g}, so that from the first step its cells keep
+    sigmoid({forget_bias:g}) = {1 / (1 + np.exp(-forget_bias)):.2f} of their content per step
+    (a bias of 0 would keep half).
 """)
 
-models = {kind: SequenceRegressor(kind, 2, hidden) for kind in ("rnn", "lstm")}
+models = {kind: SequenceRegressor(kind, 2, hidden, forget_bias=forget_bias)
+          for kind in ("rnn", "lstm")}
 # float64 inputs make the whole unrolled graph float64: the RNN's gradient at
 # step 1 can fall below the smallest float32 number
 probe_x, probe_y = x_test[:256], y_test[:256]
@@ -226,8 +235,9 @@ for kind, history in histories.items():
     ax.plot(*history.metric("mse"), "o-", label=f"{kind.upper()} ({seconds[kind]:.0f} s)")
 ax.axhline(baseline, color="grey", ls="--", label=f"always 1.0: {baseline:.3f}")
 ax.axhline(0.01, color="grey", ls=":", label="threshold 0.01")
-ax.set(yscale="log", xlabel="training step", ylabel="test MSE",
-       title=f"The adding problem, length {length}")
+ax.set(yscale="log", xlabel="training step", ylabel="test MSE (log scale)",
+       title=f"The adding problem, length {length}: which model gets below 0.01?")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.legend()
 lesson.savefig(fig, "adding_problem")
 
@@ -279,8 +289,10 @@ for ax, kind in zip(axes, models):
     ax.plot(t_axis, grad_before[kind] / grad_before[kind][-1], label="at initialisation")
     ax.plot(t_axis, grad_after[kind] / grad_after[kind][-1], label=f"after {steps} steps")
     ax.set(yscale="log", xlabel="step t", title=f"{kind.upper()}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
-axes[0].set_ylabel(f"||dL/dh_t|| / ||dL/dh_{length}||")
+axes[0].set_ylabel(f"||dL/dh_t|| / ||dL/dh_{length}|| (log scale)")
+fig.suptitle("How much of the last step's gradient reaches each earlier step?")
 lesson.savefig(fig, "gradient_per_step")
 
 
@@ -354,6 +366,8 @@ for row, (name, label) in enumerate([("c", "cell state c"), ("i", "input gate i"
         axes[row].axvline(m, color="C3", lw=0.8, ls=":")
 axes[1].legend()
 axes[-1].set(xlabel="step t")
+axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+fig.suptitle("Do the gates open at the marked steps (dotted red) and the cells hold on between?")
 lesson.savefig(fig, "gates")
 marks = x_test[:500, :, 1].T.astype(bool)                # (T, B), like the gates
 gate_i, gate_f = inside["i"][..., units], inside["f"][..., units]
@@ -378,4 +392,11 @@ lesson.say(lesson.claim(
     on it with little change, and the gates decide what gets on and off.
 """)
 
+lesson.try_this(
+    ("--forget-bias 0", "Starting with cells that keep only half their content per step, does "
+                        "the LSTM still solve the adding problem in the same number of steps?"),
+    ("--forget-bias -3", "With the forget gate almost shut at the start, how far back does the "
+                         "LSTM's gradient reach before training?"),
+    ("--length 100", "At 100 steps, does the LSTM still get below the threshold, and how far "
+                     "back does its gradient reach?"))
 lesson.finish()

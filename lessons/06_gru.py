@@ -12,6 +12,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq import nn
@@ -27,7 +28,13 @@ from microseq.train import train
 lesson = Lesson(6, "The GRU: two gates, one state",
                 arguments={"--text": dict(metavar="FILE", default=None,
                                           help="a UTF-8 text file for the language models "
-                                               "instead of the pydoc help texts")})
+                                               "instead of the pydoc help texts"),
+                           "--length": dict(type=int, default=None, metavar="T",
+                                            help="steps of the adding problem (default 20 "
+                                                 "quick, 50 full)"),
+                           "--hidden": dict(type=int, default=32, metavar="H",
+                                            help="hidden units of the adding-problem models "
+                                                 "(default 32)")})
 quick = lesson.quick
 ms.manual_seed(lesson.seed)
 rng = np.random.default_rng(lesson.seed)
@@ -52,13 +59,13 @@ lesson.say("""
     With PyTorch's gate order r, z, n, each gate sees the input and the
     previous state through its own block of weights:
 
-        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)     reset gate
-        z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)     update gate
-        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))  candidate
-        h' = (1 - z) * n + z * h
+        r = sigmoid(W_ir x_t + b_ir + W_hr h_(t-1) + b_hr)     reset gate
+        z = sigmoid(W_iz x_t + b_iz + W_hz h_(t-1) + b_hz)     update gate
+        n = tanh(W_in x_t + b_in + r * (W_hn h_(t-1) + b_hn))  candidate
+        h_t = (1 - z) * n + z * h_(t-1)
 
-    The update gate z is the GRU's memory: where z is near 1, h' is simply
-    h, copied forward untouched, as an LSTM cell with its forget gate open
+    The update gate z is the GRU's memory: where z is near 1, h_t is simply
+    h_(t-1), copied forward untouched, as an LSTM cell with its forget gate open
     and its input gate shut; where z is near 0 the unit is overwritten by
     the candidate. One gate does both jobs, so keeping and writing always
     add up to one. (Some texts write z and 1 - z the other way round; the
@@ -115,7 +122,7 @@ lesson.say(f"""
     weight_ih_l0 is {small.weight_ih_l0.shape}: three (H, D) blocks where the LSTM
     has four. The reset gate multiplies the hidden part of the candidate
     only, so, unlike the LSTM's, the GRU's hidden and input products cannot
-    be summed before the gates are split off. And because h' is a weighted
+    be summed before the gates are split off. And because h_t is a weighted
     average, every new state lies between the old one and the candidate,
     element by element: {"true" if between else "FALSE"} at every step here. The gates of the
     first sequence at the last step:
@@ -193,7 +200,7 @@ lesson.metric("reference_vs_autograd_max_abs_diff", backward_diff, threshold=1e-
 lesson.section("RNN, LSTM and GRU on the adding problem")
 kinds = ("rnn", "lstm", "gru")
 length, steps, n_train, n_test = (20, 400, 5000, 1000) if quick else (50, 1200, 20000, 2000)
-hidden = 32
+length, hidden = lesson.args.length or length, lesson.args.hidden
 x_train, y_train = adding_problem(n_train, length, seed=lesson.seed)
 x_test, y_test = adding_problem(n_test, length, seed=lesson.seed + 1000)
 baseline = float(np.mean((y_test - 1.0) ** 2))
@@ -215,13 +222,18 @@ for kind in kinds:
         evaluate=lambda m: {"mse": mse(m, x_test, y_test)}, desc=f"{kind.upper()} adding")
 test_mse = {kind: histories[kind].metric("mse")[1][-1] for kind in kinds}
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+# Left: the three models' test error; right, one above the other: the trained
+# GRU's state h and update gate z on one test sequence, each on its own axis.
+fig = plt.figure(figsize=(12, 5), layout="constrained")
+left, right = fig.subfigures(1, 2)
+axes = [left.subplots(), *right.subplots(2, 1, sharex=True)]
 for kind in kinds:
     axes[0].plot(*histories[kind].metric("mse"), "o-", ms=3, label=kind.upper())
 axes[0].axhline(baseline, color="grey", ls="--", label=f"always 1.0: {baseline:.3f}")
 axes[0].axhline(0.01, color="grey", ls=":", label="threshold 0.01")
-axes[0].set(yscale="log", xlabel="training step", ylabel="test MSE",
-            title=f"The adding problem, length {length}")
+axes[0].set(yscale="log", xlabel="training step", ylabel="test MSE (log scale)",
+            title=f"The adding problem, length {length}: which models get below 0.01?")
+axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
 axes[0].legend()
 
 
@@ -284,13 +296,17 @@ lesson.say(lesson.claim(
 example = x_test[0]
 t_axis = np.arange(1, length + 1)   # steps counted from 1
 for colour, k in zip(("C0", "C2"), units):
-    axes[1].plot(t_axis, inside["h"][:, 0, k], ".-", color=colour, label=f"h, unit {k}")
-    axes[1].plot(t_axis, inside["z"][:, 0, k], "--", color=colour,
-                 label=f"update gate z, unit {k}")
-for m in np.flatnonzero(example[:, 1]) + 1:
-    axes[1].axvline(m, color="C3", lw=0.8, ls=":")
-axes[1].set(xlabel="step t", title="Trained GRU on one test sequence (marks dotted red)")
-axes[1].legend(fontsize=8)
+    axes[1].plot(t_axis, inside["h"][:, 0, k], ".-", color=colour, label=f"unit {k}")
+    axes[2].plot(t_axis, inside["z"][:, 0, k], ".-", color=colour, label=f"unit {k}")
+for ax in axes[1:]:
+    for m in np.flatnonzero(example[:, 1]) + 1:
+        ax.axvline(m, color="C3", lw=0.8, ls=":")
+    ax.legend(fontsize=8)
+axes[1].set(ylabel="hidden state h_t",
+            title="Trained GRU, one test sequence (marked steps dotted red):\n"
+                  "does h change at the marks, where the update gate z dips?")
+axes[2].set(xlabel="step t", ylabel="update gate z_t", ylim=(-0.05, 1.05))
+axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
 lesson.savefig(fig, "gru_comparison")
 
 # ================================================================== text
@@ -336,7 +352,8 @@ for kind in kinds:
             label=f"{kind.upper()}: held-out {bpc[kind]:.3f}")
 ax.axhline(trigram, color="grey", ls="--", label=f"3-gram: {trigram:.3f}")
 ax.set(xlabel="training step", ylabel="bits per character (training, running mean)",
-       title=f"Character language models, {lm_hidden} hidden units")
+       title=f"Character language models, {lm_hidden} hidden units: lower is better")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.legend()
 lesson.savefig(fig, "char_lm_comparison")
 
@@ -412,4 +429,11 @@ lesson.say("""
     tasks use.
 """)
 
+lesson.try_this(
+    ("--length 10", "On sequences of only 10 steps, can the plain RNN now solve the adding "
+                    "problem too?"),
+    ("--length 100", "At 100 steps, which of the GRU and the LSTM still gets below 0.01, and "
+                     "when does each start to learn?"),
+    ("--hidden 4", "With 4 hidden units, is there still room for a unit that keeps the running "
+                   "sum, and does the GRU's update gate still dip at the marks?"))
 lesson.finish()

@@ -21,6 +21,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq import nn
@@ -66,11 +67,18 @@ NAMES = {"cbow": "CBOW", "skipgram": "skip-gram"}
 
 lesson = Lesson(7, "word2vec: CBOW and skip-gram with negative sampling", arguments={
     "--text": dict(help="learn from this UTF-8 text file instead of Python's own documentation"),
+    "--dim": dict(type=int, default=None, metavar="D",
+                  help="dimensions of the word vectors (default 50 quick, 100 full)"),
+    "--window": dict(type=int, default=5, metavar="W",
+                     help="context words on each side of a word, on real text (default 5)"),
+    "--negatives": dict(type=int, default=5, metavar="K",
+                        help="random negative words per example (default 5)"),
 })
 quick = lesson.quick
 seed = lesson.seed
-DIM = 50 if quick else 100
-WINDOW, NEGATIVES, MIN_COUNT, SUBSAMPLE_T = 5, 5, 5, 1e-3
+DIM = lesson.args.dim or (50 if quick else 100)
+WINDOW, NEGATIVES = lesson.args.window, lesson.args.negatives
+MIN_COUNT, SUBSAMPLE_T = 5, 1e-3
 BATCH = {"cbow": 512, "skipgram": 1024}
 EPOCHS = 1 if quick else 5
 MIN_STEPS = 50 if quick else 300  # so that a short --text still trains for a while
@@ -86,6 +94,28 @@ if len(text_vocab) < 2 * NEGATIVES or text_vocab.counts.sum() < 10 * WINDOW:
                     f"words occur at least {MIN_COUNT} times ({text_vocab.counts.sum():,} "
                     f"occurrences), and {2 * NEGATIVES} such words with {10 * WINDOW} occurrences "
                     "are needed (give a longer file)")
+
+
+def label_apart(ax, xy, labels, colours=None, fontsize=7):
+    """Write labels beside their points, in order, skipping any that would
+    overlap one already written (a word map stays legible); returns how many
+    were written."""
+    ax.figure.canvas.draw()  # fixes the axis limits, and gives text its size
+    renderer, placed = ax.figure.canvas.get_renderer(), []
+    offsets = [((3, 2), "left", "bottom"), ((3, -2), "left", "top"),
+               ((-3, 2), "right", "bottom"), ((-3, -2), "right", "top")]
+    for k, (point, label) in enumerate(zip(xy, labels, strict=True)):
+        for offset, ha, va in offsets:
+            note = ax.annotate(label, point, xytext=offset, textcoords="offset points",
+                               ha=ha, va=va, fontsize=fontsize,
+                               color=None if colours is None else colours[k])
+            box = note.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            note.remove()
+    return len(placed)
+
 
 # ------------------------------------------------------------------ the idea
 lesson.section("Words from their neighbours")
@@ -230,18 +260,20 @@ for kind in KINDS:
             class: the planted classes are not found yet."""))
     lesson.metric(f"planted_{kind}_neighbour_purity", purity, threshold=0.9)
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
-for ax, (kind, model) in zip(axes, planted.items(), strict=True):
-    xy = pca(model.vectors[class_ids])
-    for i, name in enumerate(sorted(set(classes))):
+fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), layout="constrained")
+colour = {name: f"C{i}" for i, name in enumerate(sorted(set(classes)))}
+maps = {kind: pca(model.vectors[class_ids]) for kind, model in planted.items()}
+for ax, (kind, xy) in zip(axes, maps.items(), strict=True):
+    for name in colour:
         mine = [j for j, c in enumerate(classes) if c == name]
-        ax.scatter(xy[mine, 0], xy[mine, 1], color=f"C{i}", label=name, s=18)
-        for j in mine:
-            ax.annotate(class_words[j], xy[j], fontsize=7, color=f"C{i}",
-                        xytext=(2, 2), textcoords="offset points")
-    ax.set_title(f"{NAMES[kind]}: class words, first two principal components")
+        ax.scatter(xy[mine, 0], xy[mine, 1], color=colour[name], label=name, s=18)
+    ax.set(xlabel="first principal component", ylabel="second principal component",
+           title=f"{NAMES[kind]}: does each class form its own cluster?")
     ax.legend(fontsize=7)
-fig.tight_layout()
+fig.canvas.draw()  # lays the figure out once: labels are placed on its final positions
+fig.set_layout_engine("none")
+for ax, xy in zip(axes, maps.values(), strict=True):
+    label_apart(ax, xy, class_words, [colour[c] for c in classes])
 lesson.savefig(fig, "planted_pca")
 
 # --------------------------------------------------------------- real text
@@ -372,9 +404,12 @@ for kind in KINDS:
     if pairs:
         steps, values = history.metric("median_rank")
         axes[1].plot(np.array(steps) / len(history) * EPOCHS, values, "o-", label=NAMES[kind])
-axes[0].set(title="training loss (running mean of 20 steps)", xlabel="epoch")
-axes[1].set(title="median partner rank (lower is better)", xlabel="epoch", yscale="log")
+axes[0].set(title="training loss (running mean of 20 steps): falling?", xlabel="epoch",
+            ylabel="loss")
+axes[1].set(title="median rank of a related word's partner: lower is better", xlabel="epoch",
+            ylabel="median rank (log scale)", yscale="log")
 for ax in axes:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
 fig.tight_layout()
 lesson.savefig(fig, "training")
@@ -398,15 +433,19 @@ if pairs:
     lesson.savefig(fig, "partner_ranks")
 
 frequent = np.arange(min(100, len(vocab)))
-fig, axes = plt.subplots(1, 2, figsize=(14, 7))
-for ax, (kind, model) in zip(axes, real.items(), strict=True):
-    xy = pca(model.vectors[frequent])
+fig, axes = plt.subplots(1, 2, figsize=(14, 7), layout="constrained")
+maps = {kind: pca(model.vectors[frequent]) for kind, model in real.items()}
+for ax, xy in zip(axes, maps.values(), strict=True):
     ax.scatter(xy[:, 0], xy[:, 1], s=8)
-    for i, p in zip(frequent, xy, strict=True):
-        ax.annotate(vocab.itos[i], p, fontsize=7, xytext=(2, 2), textcoords="offset points")
-    ax.set_title(f"{NAMES[kind]}: the {len(frequent)} most frequent words, "
-                 "first two principal components")
-fig.tight_layout()
+    ax.set(xlabel="first principal component", ylabel="second principal component",
+           title="\n")  # two lines, filled in once the labels are placed
+fig.canvas.draw()
+fig.set_layout_engine("none")
+for ax, (kind, xy) in zip(axes, maps.items(), strict=True):
+    shown = label_apart(ax, xy, [vocab.itos[i] for i in frequent], fontsize=8)
+    ax.set_title(f"{NAMES[kind]}: the {len(frequent)} most frequent words; which sit together?\n"
+                 f"({shown} labelled, most frequent first; the others would overlap)",
+                 fontsize=10)
 lesson.savefig(fig, "pca")
 
 lesson.say("""
@@ -420,4 +459,11 @@ if not lesson.args.text:
         the words of classes and objects (class, instance, method, attribute,
         self), and the little words of English crowding together.
         """)
+lesson.try_this(
+    ("--negatives 1", "With a single random word to push away per example, do related "
+                      "pairs still find their partners (median rank), and which model suffers "
+                      "more?"),
+    ("--window 1", "Seeing only the next and previous word, does skip-gram get better or worse "
+                   "at the related pairs? Which kind of similarity does a narrow window favour?"),
+    ("--dim 5", "Can 5 numbers per word still separate the planted classes?"))
 lesson.finish()

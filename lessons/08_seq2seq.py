@@ -20,6 +20,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq.data import (
@@ -37,12 +38,17 @@ VARIANTS = {  # name: (question reversed?, peeky decoder?)
 }
 BEST = "peeky + reversed"
 
-lesson = Lesson(8, "Sequence to sequence: addition, reversed input, a peeky decoder")
+lesson = Lesson(8, "Sequence to sequence: addition, reversed input, a peeky decoder", arguments={
+    "--hidden": dict(type=int, default=None, metavar="H",
+                     help="LSTM hidden units (default 64 quick, 128 full)"),
+    "--epochs": dict(type=int, default=None, metavar="N",
+                     help="training epochs of each model (default 3 quick, 6 full)")})
 quick = lesson.quick
 if quick:  # two-digit sums and small nets: enough to see learning start, in seconds
     N, N_TEST, DIGITS, HIDDEN, BATCH, EPOCHS, LR = 6_000, 600, 2, 64, 32, 3, 2e-2
 else:
     N, N_TEST, DIGITS, HIDDEN, BATCH, EPOCHS, LR = 50_000, 5_000, 3, 128, 128, 8, 1e-2
+HIDDEN, EPOCHS = lesson.args.hidden or HIDDEN, lesson.args.epochs or EPOCHS
 EMBED, CLIP = 16, 5.0
 
 # ---------------------------------------------------------------- the data
@@ -185,7 +191,9 @@ for name, curve in curves.items():
 ax.set_xlabel("epoch")
 ax.set_ylabel("test exact match (%)")
 ax.set_ylim(0, 100)
-ax.set_title(f"Addition up to {DIGITS} digits, {len(test_idx):,} unseen questions")
+ax.set_title(f"Addition up to {DIGITS} digits, {len(test_idx):,} unseen questions:\n"
+             "how fast does each variant climb?")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.grid(alpha=0.3)
 ax.legend()
 lesson.savefig(fig, "accuracy")
@@ -259,14 +267,15 @@ lesson.say(f"""
     short=f"""This quick run is too short to learn every shape of sum ({pair} is at
         {{worst:.1%}}); the full run answers every pair of lengths."""))
 fig, ax = plt.subplots(figsize=(4.8, 4))
-ax.imshow(100 * by_length, cmap="RdYlGn", vmin=80, vmax=100)
+image = ax.imshow(100 * by_length, cmap="RdYlGn", vmin=80, vmax=100)
+fig.colorbar(image, ax=ax, label="exact match (%)")
 for (a, b), value in np.ndenumerate(by_length):
     ax.text(b, a, f"{value:.1%}\n({counts[a, b]})", ha="center", va="center", fontsize=9)
 ax.set_xticks(range(DIGITS), [f"{b + 1}" for b in range(DIGITS)])
 ax.set_yticks(range(DIGITS), [f"{a + 1}" for a in range(DIGITS)])
 ax.set_xlabel("digits of the second operand")
 ax.set_ylabel("digits of the first operand")
-ax.set_title(f"{BEST}: test exact match by operand length")
+ax.set_title(f"{BEST}: is every pair of operand lengths answered (green)?")
 lesson.savefig(fig, "by_length")
 
 fig, ax = plt.subplots(figsize=(6, 0.4 * len(rows) + 0.8))
@@ -276,7 +285,7 @@ table = ax.table(cellText=rows, colLabels=["question", "answer", "model", ""],
 for (r, _), cell in table.get_celld().items():
     if r > 0:
         cell.set_facecolor("#e6f4e6" if rows[r - 1][3] == "right" else "#fbe3e3")
-ax.set_title(f"{BEST}: greedy answers to test questions")
+ax.set_title(f"{BEST}: greedy answers to test questions (green right, red wrong)")
 lesson.savefig(fig, "examples")
 
 # ------------------------------------------------------------- the verdict
@@ -339,4 +348,9 @@ lesson.say(f"""
         make ask-8 Q="4+4"                    (from the shell)
         microseq.models.load("{Path(saved).parent}").answer(["4+4", "77+85"])
     """)
+lesson.try_this(
+    ("--hidden 16", "With 16 hidden units, does the peeky decoder's advantage grow or shrink? "
+                    "Which of the four models suffers most?"),
+    ("--epochs 1", "After a single epoch, which variant is ahead, and by how much?"),
+    ("--seed 1", "Do the four models finish in the same order with another seed?"))
 lesson.finish()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
 from microseq.data import (
@@ -25,12 +26,17 @@ from microseq.models import save
 from microseq.models.attention_seq2seq import AttentionSeq2Seq
 from microseq.models.seq2seq import Seq2Seq, exact_match, fit
 
-lesson = Lesson(9, "Attention: human-written dates to ISO 8601")
+lesson = Lesson(9, "Attention: human-written dates to ISO 8601", arguments={
+    "--hidden": dict(type=int, default=None, metavar="H",
+                     help="LSTM hidden units (default 64 quick, 128 full)"),
+    "--epochs": dict(type=int, default=None, metavar="N",
+                     help="training epochs of each model (default 4 quick, 2 full)")})
 quick = lesson.quick
 if quick:  # a small net for a few seconds: enough to see attention pull ahead
     N, N_TEST, HIDDEN, BATCH, EPOCHS, LR = 3_000, 300, 64, 32, 4, 2e-2
 else:
     N, N_TEST, HIDDEN, BATCH, EPOCHS, LR = 50_000, 5_000, 128, 128, 3, 1e-2
+HIDDEN, EPOCHS = lesson.args.hidden or HIDDEN, lesson.args.epochs or EPOCHS
 EMBED, CLIP = 16, 5.0
 
 # ---------------------------------------------------------------- the data
@@ -142,7 +148,9 @@ for name, history in histories.items():
 ax.set_xlabel("epoch")
 ax.set_ylabel("test exact match (%)")
 ax.set_ylim(0, 100)
-ax.set_title(f"Dates to ISO 8601, {len(test_idx):,} unseen dates")
+ax.set_title(f"Dates to ISO 8601, {len(test_idx):,} unseen dates:\n"
+             "how fast does each model climb, with and without attention?")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.grid(alpha=0.3)
 ax.legend()
 lesson.savefig(fig, "accuracy")
@@ -159,17 +167,21 @@ for i in test_idx:
     if len(picked) == 6:
         break
 ids, weights = model.generate(xs[picked], start_id, target.shape[1], return_weights=True)
-fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+fig, axes = plt.subplots(2, 3, figsize=(15, 7.5), layout="constrained")
+# magma runs from black (no weight) to pale yellow (the largest weight drawn),
+# so that weights spread over a few characters still stand out
+top = float(weights.max())
 for ax, i, out, w in zip(axes.flat, picked, ids, weights, strict=True):
     n_in = len(inputs[i])
-    ax.imshow(w[:, :n_in], cmap="Greys", vmin=0, vmax=1, aspect="auto")
+    image = ax.imshow(w[:, :n_in], cmap="magma", vmin=0, vmax=top, aspect="auto")
     ax.set_xticks(range(n_in), list(inputs[i]))
     ax.set_yticks(range(len(out)), list(vocab.decode(out)))
     ax.set_title(inputs[i], fontsize=10)
     ax.set_xlabel("input character")
     ax.set_ylabel("output character")
-fig.suptitle("Attention weights: each output character (row) over the input (columns)")
-fig.tight_layout()
+fig.colorbar(image, ax=axes, shrink=0.8, label=f"attention weight (0 to {top:.2f}, the largest)")
+fig.suptitle("Attention weights, one row per output character: does each digit of the "
+             "answer read the matching part of the input (the bright cells)?")
 lesson.savefig(fig, "attention")
 # Every layout ends with the year: the weight each year digit of the output
 # puts on the input's last run of digits says whether it reads the year there.
@@ -177,7 +189,7 @@ year_weight = np.mean([w[:4, len(inputs[i].rstrip(string.digits)):len(inputs[i])
                        for i, w in zip(picked, weights, strict=True)])
 lesson.say("""
     attention.png draws the weights for six test dates: one row per output
-    character, one column per input character, darker = more weight.
+    character, one column per input character, brighter = more weight.
     """, lesson.claim(
     "year > 0.5", year=year_weight,
     yes="""The year digits of the output look at the year in the input, wherever
@@ -265,13 +277,16 @@ lesson.say(f"""
     short=f"""This quick run is too short to read every way of typing ({where} is
         at {{worst:.1%}}); the full run reads them all."""))
 fig, ax = plt.subplots(figsize=(6, 5))
-ax.imshow(100 * table, cmap="RdYlGn", vmin=90, vmax=100, aspect="auto")
+image = ax.imshow(100 * table, cmap="RdYlGn", vmin=90, vmax=100, aspect="auto")
+fig.colorbar(image, ax=ax, label="exact match (%)")
 for (r, c), value in np.ndenumerate(table):
     if counts[r, c]:
         ax.text(c, r, f"{value:.1%} ({counts[r, c]})", ha="center", va="center", fontsize=8)
 ax.set_xticks(range(len(cases)), ["lower", "Title", "UPPER", "digits"][:len(cases)])
 ax.set_yticks(range(len(layouts)), layouts)
-ax.set_title("attention: test exact match by layout and case")
+ax.set_xlabel("case")
+ax.set_ylabel("layout")
+ax.set_title("attention: is every layout read in every case (green)?")
 lesson.savefig(fig, "by_layout")
 (lesson.path("examples.tsv")).write_text("question\tanswer\tmodel\n" + "".join(
     f"{inputs[i]}\t{targets[i]}\t{vocab.decode(p).split(PAD)[0]}\n"
@@ -298,4 +313,10 @@ lesson.say(f"""
         make ask-9 Q="thursday, may 20, 1982"        (from the shell)
         microseq.models.load("{Path(saved).parent}").answer(["Wed 2 Jan 1980"])
     """)
+lesson.try_this(
+    ("--hidden 16", "With 16 hidden units, the model without attention must squeeze a date "
+                    "into 16 numbers. Does attention's lead grow?"),
+    ("--epochs 1", "After one epoch, are the attention maps already sharp, or still spread "
+                   "over the whole input?"),
+    ("--seed 1", "Are the six dates' attention maps alike with another seed?"))
 lesson.finish()

@@ -147,7 +147,7 @@ def _getitem_share(node, i, g):
 def _matmul_share(node, i, g):
     """matmul's right-operand gradient as a Product, when that operand is 2-D:
     a (..., n, k) @ b (k, m) has rows a.reshape(-1, k), and b's gradient is
-    rows^T g.reshape(-1, m), the leading axes summed by the same product."""
+    rows^T g.reshape(-1, m), as ops.matmul computes it."""
     if i != 1 or node._parents[1].ndim != 2:
         return None
     a = node._parents[0]
@@ -161,27 +161,38 @@ _DEFERRED = {"getitem": _getitem_share, "matmul": _matmul_share}  # op -> its sh
 # --- the pass -----------------------------------------------------------------------
 
 def backward_pass(order, retain_graph):
-    """Tensor.backward's loop over the same nodes, with the devices above."""
+    """Tensor.backward's loop over the same nodes, with the devices above.
+    Written out rather than calling helpers per edge: a chain of small ops
+    spends as much time here as in numpy."""
     owned = set()  # tensors whose .grad array this pass allocated: safe to add into
     deferred = {}  # tensor -> its Scatter and Product shares, not yet summed
+    take_vjps, fit, anomaly = tensor.take_vjps, tensor.fit, tensor._anomaly
     for node in order:
         if deferred and node in deferred:  # every use of node is in: sum them now
             _settle(node, deferred.pop(node), owned)
-        rule = _DEFERRED.get(node._op)
-        for i, (parent, vjp) in enumerate(zip(node._parents, tensor.take_vjps(node,
-                                                                               retain_graph))):
+        rule, grad = _DEFERRED.get(node._op), node.grad
+        for i, (parent, vjp) in enumerate(zip(node._parents, take_vjps(node, retain_graph))):
             if vjp is None or not (isinstance(parent, Tensor) and parent.requires_grad):
                 continue
-            share = None if rule is None else rule(node, i, node.grad)
+            share = None if rule is None else rule(node, i, grad)
             if share is None:
-                share = vjp(node.grad)
+                share = vjp(grad)
             if type(share) is Scatter or type(share) is Product:
-                if tensor._anomaly:
+                if anomaly:
                     values = share.values if type(share) is Scatter else share.g
                     tensor.check_finite(values, node._op, node._scope, "gradient")
                 deferred.setdefault(parent, []).append(share)
+                continue
+            data = parent.data
+            if anomaly or share.shape != data.shape or share.dtype != data.dtype:
+                share = fit(share, data, node)
+            if parent.grad is None:  # _add(parent, share, owned), spelled out
+                parent.grad = share
+            elif parent in owned:
+                parent.grad += share
             else:
-                _add(parent, tensor.fit(share, parent.data, node), owned)
+                parent.grad = parent.grad + share
+                owned.add(parent)
     for leaf, shares in deferred.items():
         _settle(leaf, shares, owned)
 

@@ -3,9 +3,11 @@
     to_dot(loss, title="...")          -> the DOT source, a string
     draw(loss, "runs/x/graph")         -> runs/x/graph.svg (and always runs/x/graph.gv)
 
-Value graphs are drawn as micrograd draws them: a record per value (label,
-data, grad) and an oval per op. Tensor graphs are drawn one box per tensor:
-the op that made it and its shape, so that an unrolled RNN stays legible.
+Value graphs are drawn as micrograd draws them, one record per value (the op
+that made it, its label, data, grad), left to right; an unrolled one (with
+scopes) top to bottom, one time step below the other, so that it fits a
+page. Tensor graphs are drawn one box per tensor: its name or the op that made
+it, and its shape, so that an unrolled RNN stays legible.
 
 Both engines' nodes are read through the same small protocol (see
 microseq.node): `parents`, `op`, `scope`, `label`, `data` and `grad`, plus
@@ -31,6 +33,7 @@ so `MICROSEQ_DOT=none` hides every program: draw() then writes the .gv only.
 import itertools
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,15 +57,21 @@ def to_dot(root, title=None):
     edges = []
     for i, node in enumerate(nodes):
         body.setdefault(node.scope or "", []).extend(_node(node, i, colours(node)))
-        edges += [f"n{index[id(p)]} -> {_entry(node, i)};" for p in node.parents]
+        edges += [f"n{index[id(p)]} -> n{i};" for p in node.parents]
     edges += _step_order(nodes, index)
 
+    # A scalar step is a chain of several ops: side by side, three steps would
+    # be metres wide, one below the other they fit a page.
+    unrolled = any(isinstance(n, Value) and n.scope for n in nodes)
     # newrank: rank the whole graph at once, so clusters do not pile up at the left
-    attrs = 'rankdir=LR, newrank=true, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.3'
+    # Tight spacing and small margins: six tensor steps fit in about 1,700 pt.
+    attrs = (f'rankdir={"TB" if unrolled else "LR"}, newrank=true, fontname="Helvetica", '
+             f'fontsize=11, nodesep=0.15, ranksep={0.25 if unrolled else 0.15}')
     if title:
         attrs += f", label={_quote(title)}, labelloc=t"
     out = ["digraph G {", f"  graph [{attrs}];",
-           '  node [fontname="Helvetica", fontsize=10, height=0.3];',
+           '  node [fontname="Helvetica", fontsize=9, height=0.25, width=0.4, '
+           'margin="0.04,0.02"];',
            '  edge [color="#555555", arrowsize=0.6];']
     out += ["  " + line for line in body.pop("", [])]
     out += _clusters(body)
@@ -131,20 +140,12 @@ def _collect(root):
 
 
 def _node(node, i, colour):
-    """The DOT statements for node number i: a Value's record and op oval, or a Tensor's box."""
+    """The DOT statement for node number i: a Value's record or a Tensor's box."""
     fill, font = colour
     if not isinstance(node, Value):
         return [f'n{i} [{_tensor_attrs(node)}, fillcolor="{fill}", fontcolor={font}];']
-    lines = [f'n{i} [shape=record, style=filled, fillcolor="{fill}", fontcolor={font}, '
-             f"label={_value_label(node)}];"]
-    if node.op:
-        lines += [f"n{i}_op [label={_quote(node.op)}];", f"n{i}_op -> n{i};"]
-    return lines
-
-
-def _entry(node, i):
-    """Where edges into node i arrive: a Value's op oval, else the node itself."""
-    return f"n{i}_op" if isinstance(node, Value) and node.op else f"n{i}"
+    return [f'n{i} [shape=record, style=filled, fillcolor="{fill}", fontcolor={font}, '
+            f"label={_value_label(node)}];"]
 
 
 def _step_order(nodes, index):
@@ -162,7 +163,7 @@ def _step_order(nodes, index):
     edges = []
     for before, after in itertools.pairwise(steps):
         inside = set(after)
-        edges += [f"n{before[-1]} -> {_entry(nodes[i], i)} [style=invis];" for i in after
+        edges += [f"n{before[-1]} -> n{i} [style=invis];" for i in after
                   if not any(index[id(p)] in inside for p in nodes[i].parents)]
     return edges
 
@@ -198,26 +199,38 @@ def _fmt(x):
 
 
 def _value_label(v):
-    """A quoted record label, micrograd's: { label | data ... | grad ... }."""
-    fields = [v.label] if v.label else []
+    """A quoted record label: op | label | data ... | grad ..., the fields side by
+    side in a top-to-bottom drawing and stacked in a left-to-right one."""
+    fields = [f for f in (v.op, v.label) if f]
     fields += [f"data {_fmt(v.data)}", f"grad {_fmt(v.grad)}"]
-    return '"{ ' + " | ".join(_record_escape(f) for f in fields) + ' }"'
+    return '"' + " | ".join(_record_escape(f) for f in fields) + '"'
 
 
 def _shape(shape):
     return "x".join(map(str, shape)) if shape else "scalar"
 
 
+def _notation(label):
+    """A parameter's name in the lessons' notation: rnn.weight_hh_l0 -> rnn.W_hh,
+    decoder.lstm.bias_ih_l1 -> decoder.lstm.b_ih_l1 (PyTorch's names, shortened)."""
+    def short(m):
+        layer = f"_l{m[3]}" if m[3] != "0" else ""
+        return ("W" if m[1] == "weight" else "b") + f"_{m[2]}" + layer
+    return re.sub(r"\b(weight|bias)_(ih|hh)_l(\d+)$", short, label)
+
+
 def _tensor_attrs(t):
     """A short two-line label: what made the tensor (or its name), and its shape."""
     shape = _shape(t.shape)
+    name = _notation(t.label) if t.label else None
     if t.op:
-        head = f"{t.label}: {t.op}" if t.label else t.op
+        head = f"{name}: {t.op}" if name else t.op
         style = 'shape=box, style="rounded,filled"'
     else:  # a leaf: a parameter or an input, square-cornered with a heavier border
-        head = t.label or "leaf"
+        head = name or "input"  # parameters all have names; a nameless leaf is data
         style = "shape=box, style=filled, penwidth=1.6"
-    tip = f"{head} {shape}" + (f" in {t.scope}" if t.scope else "")
+    tip = (f"{head} {shape}" + (f" ({t.label})" if name != t.label else "")
+           + (f" in {t.scope}" if t.scope else ""))
     if t.grad is not None:
         tip += f", |grad| {_fmt(_norm(t.grad))}"
     return f"{style}, label={_quote(head + chr(10) + shape)}, tooltip={_quote(tip)}"

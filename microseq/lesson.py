@@ -24,7 +24,10 @@ module keeps the plumbing out of it:
                             no="The 3-gram still wins: {trigram:.2f} against {rnn:.2f}.",
                             short="This quick run is too short for the RNN to pass the 3-gram."))
     lesson.record("train_seconds", seconds)        # information only, never judged
-    lesson.finish()                                # metrics.json; exit 1 if a metric missed
+    lesson.finish()                # metrics.json and index.html; exit 1 if a metric missed
+
+Everything the run prints, says, saves and draws is also kept, in order, for
+its web page <out>/index.html (see microseq.report).
 
 A sentence that reports or compares an outcome is always a claim: its
 phrasing is chosen by this run's numbers, never written in advance, and the
@@ -42,6 +45,7 @@ import argparse
 import inspect
 import json
 import math
+import shlex
 import sys
 import textwrap
 import time
@@ -56,6 +60,7 @@ from tqdm import tqdm
 from microseq import fast, graph
 from microseq.checkpoint import CheckpointError
 from microseq.data import DataError
+from microseq.report import Transcript, figure_caption, write_lesson_page
 from microseq.train import NonFiniteLossError
 
 # Figures are written to files, never shown: no display needed.
@@ -86,6 +91,8 @@ class Lesson:
         for flag, options in (arguments or {}).items():
             parser.add_argument(flag, **options)
         self.args = parser.parse_args(argv)
+        self.command = shlex.join(["python", sys.argv[0],
+                                   *(sys.argv[1:] if argv is None else argv)])
         # The lessons' matrices are small: extra BLAS threads only fight over the
         # cores (lesson 3's quick run: about 50 s with two threads beside other
         # work, 3 s with one).
@@ -98,6 +105,7 @@ class Lesson:
         self._start = time.perf_counter()
         size = "quick run" if self.quick else "full run"
         print(f"Lesson {number}: {title}  ({size}, seed {self.seed}, output in {self.out}/)")
+        self.transcript = Transcript()  # what the run shows, for its index.html
 
     # --- narrative -------------------------------------------------------------
 
@@ -106,16 +114,25 @@ class Lesson:
 
         Common indentation is removed, so triple-quoted strings work; a blank
         line separates paragraphs; a paragraph still indented after that (code,
-        a formula) is printed as it is.
+        a formula) is printed as it is, and so is a text of several lines that
+        starts indented (a table built line by line).
         """
-        for text in paragraphs:
-            for block in textwrap.dedent(str(text)).strip("\n").split("\n\n"):
-                print()
-                if block.startswith(" "):
-                    print(block)
-                else:
-                    print(textwrap.fill(" ".join(block.split()), WIDTH))
+        blocks = [(block.startswith(" "), block if block.startswith(" ") else
+                   " ".join(block.split()))
+                  for text in map(str, paragraphs)
+                  for block in ([text.strip("\n")] if _is_table(text) else
+                                textwrap.dedent(text).strip("\n").split("\n\n"))]
+        self.transcript.add("say", blocks)
+        with self.transcript.quiet():
+            for code, block in blocks:
+                print("\n" + (block if code else textwrap.fill(block, WIDTH)))
         sys.stdout.flush()
+
+    def equation(self, text, tex=None):
+        """Show an equation: `text` in the terminal, `tex` (mathtext, no $) on the page."""
+        self.transcript.add("equation", text, tex)
+        with self.transcript.quiet():
+            print(f"\n        {text}")
 
     def show_source(self, fn):
         """Print the source of `fn`, indented: the code the lesson runs, as it is."""
@@ -124,7 +141,18 @@ class Lesson:
 
     def section(self, title):
         """A heading between the parts of the story."""
-        print(f"\n== {title} " + "=" * max(3, WIDTH - len(title) - 4))
+        self.transcript.add("section", title)
+        with self.transcript.quiet():
+            print(f"\n== {title} " + "=" * max(3, WIDTH - len(title) - 4))
+
+    def try_this(self, *experiments):
+        """End the story with experiments: each (flags, the question to predict first)."""
+        self.section("Try this")
+        self.say("Predict the answer to each question, then run the command to check it. "
+                 "Each changes one setting; the headline thresholds are set for the default "
+                 "run and may be missed.")
+        for flags, question in experiments:
+            self.say(f"{question}\n\n        make lesson-{self.number} ARGS='{flags}'")
 
     def progress(self, iterable, desc=None, total=None):
         """A progress bar (tqdm, on stderr) over `iterable`; silent when not on a terminal."""
@@ -147,6 +175,7 @@ class Lesson:
     def savefig(self, fig, name, dpi=120):
         """Save a matplotlib figure as <out>/<name>.png (or name's own suffix), close it."""
         path = self.path(name if Path(name).suffix else f"{name}.png")
+        self.transcript.add("figure", path, figure_caption(fig))
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         pyplot.close(fig)
         return self.register(path)
@@ -159,6 +188,7 @@ class Lesson:
         """
         picture = graph.draw(root, self.path(name), format=format, title=title)
         self.register(self.path(f"{name}.gv"))
+        self.transcript.add("graph", picture, title)
         return self.register(picture)
 
     def compare_gradients(self, by_hand, witnesses):
@@ -215,7 +245,7 @@ class Lesson:
         """Write metrics.json, list the files, judge every metric; exit 1 if one missed."""
         seconds = time.perf_counter() - self._start
         report = {"lesson": self.number, "title": self.title, "quick": self.quick,
-                  "seed": self.seed, "seconds": round(seconds, 3),
+                  "seed": self.seed, "seconds": round(seconds, 3), "command": self.command,
                   "metrics": [{**m, "value": _json_number(m["value"])} for m in self.metrics],
                   "info": {k: _json_number(v) for k, v in self.info.items()},
                   "claims": [{**c, "numbers": {k: _json_number(float(v))
@@ -225,6 +255,9 @@ class Lesson:
         metrics_file = self.path("metrics.json")
         metrics_file.write_text(json.dumps(report, indent=2) + "\n")
         self.register(metrics_file)
+        self.transcript.close()
+        report["files"].append(str(metrics_file))
+        self.register(write_lesson_page(self.out, report, self.transcript.events))
 
         self.section("Results")
         print(f"Files written in {self.out}/:")
@@ -273,6 +306,11 @@ def _holds(condition, numbers):
         if not _COMPARE[op](value(left), value(right)):
             return False
     return True
+
+
+def _is_table(text):
+    # Triple-quoted narrative starts with a line break; lines joined into a table do not.
+    return text.startswith(" ") and "\n" in text.strip()
 
 
 def _json_number(x):

@@ -52,10 +52,11 @@ def topological_order(root):
     graphs are deep). Leaves, and nodes that recorded no inputs, are left
     out: they have nothing to pass on.
     """
-    found, stack = {}, [root]
+    found = {root._number: root} if root._parents else {}
+    stack = list(found.values())
     while stack:
-        node = stack.pop()
-        if isinstance(node, Node) and node._parents and node._number not in found:
-            found[node._number] = node
-            stack.extend(node._parents)
+        for parent in stack.pop()._parents:
+            if isinstance(parent, Node) and parent._parents and parent._number not in found:
+                found[parent._number] = parent
+                stack.append(parent)
     return [found[number] for number in sorted(found, reverse=True)]

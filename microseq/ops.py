@@ -128,6 +128,14 @@ def matmul(a, b):
         raise ValueError("both operands need at least 2 dimensions")
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"inner dimensions {a.shape[-1]} and {b.shape[-2]} differ")
+    if a.ndim > 2 and b.ndim == 2:
+        # (..., n, k) @ (k, m), as a layer over a sequence: the rows of a, all
+        # at once, as one 2-D product (BLAS runs that much faster than a stack
+        # of small ones); b's gradient rows^T g then sums over the rows too.
+        rows = a.reshape(-1, a.shape[-1])
+        return ((rows @ b).reshape(*a.shape[:-1], b.shape[1]),
+                (lambda g: (g.reshape(-1, g.shape[-1]) @ b.T).reshape(a.shape),
+                 lambda g: rows.T @ g.reshape(-1, g.shape[-1])))
     return a @ b, (lambda g: g @ np.swapaxes(b, -1, -2), lambda g: np.swapaxes(a, -1, -2) @ g)
 
 
@@ -304,13 +312,17 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     safe = np.where(keep, targets.reshape(-1), 0)
     if np.any(safe >= logits.shape[-1]) or np.any(safe < 0):
         raise IndexError(f"a target is outside 0..{logits.shape[-1] - 1}")
-    log_probs = _log_softmax(logits, -1).reshape(-1, logits.shape[-1])
+    # -log softmax(x)_y = log sum_c e^(x_c - m) - (x_y - m), with m the row max:
+    # softmax is unchanged by the shift, and e^x cannot overflow.
+    shifted = (logits - np.max(logits, axis=-1, keepdims=True)).reshape(-1, logits.shape[-1])
+    exps = np.exp(shifted)
+    sums = exps.sum(axis=-1, keepdims=True)
     rows = np.arange(safe.size)
     scale = 1.0 / builtins.max(int(keep.sum()), 1) if reduction == "mean" else 1.0
-    loss = -(log_probs[rows, safe] * keep).sum() * scale
+    loss = ((np.log(sums[:, 0]) - shifted[rows, safe]) * keep).sum() * scale
 
     def vjp(g):
-        grad = np.exp(log_probs)  # softmax, then minus one at each target
+        grad = exps / sums  # softmax, then minus one at each target
         grad[rows, safe] -= 1
         grad *= (g * scale * keep)[:, None]
         return grad.reshape(logits.shape)

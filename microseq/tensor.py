@@ -212,10 +212,10 @@ def op(fn):
         if _anomaly:
             check_finite(value, name, current_scope(), "value")
         out = Tensor.__new__(Tensor)  # what Tensor(value) makes, without its checks
-        out.data, out.grad, out.label, out._op = value, None, None, name
-        out._parents, out._vjps = (), ()
+        out.data, out._op, out.requires_grad = value, name, False
+        out.grad = out.label = None
+        out._parents = out._vjps = ()
         out._scope, out._number = current_scope(), next(creation_numbers)
-        out.requires_grad = False
         for a in args if _grad_enabled else ():
             if isinstance(a, Tensor) and a.requires_grad:  # then record the graph:
                 out.requires_grad = True  # inputs as passed (constants too), a VJP for each

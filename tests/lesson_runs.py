@@ -11,7 +11,9 @@ import json
 import operator
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 
@@ -102,3 +104,68 @@ def assert_quick_run_passed(report, out, metrics, files=(), exactly=True, claims
     for name in files:
         assert (Path(out) / name).stat().st_size > 0, name
     assert all(Path(f).exists() for f in report["files"]), report["files"]
+    assert_page_shows_the_run(out, report)
+
+
+class Page(HTMLParser):
+    """What a test reads from a run's index.html: links, pictures, ids, inline
+    graphs (figure id -> number of <svg> inside), table rows (id -> their text)
+    and the text."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.links, self.images, self.ids, self.graphs, self.text = [], [], set(), {}, []
+        self.rows, self._figure, self._row = {}, None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag in ("a", "link") and "href" in attrs:
+            self.links.append(attrs["href"])
+        if tag in ("img", "script", "iframe", "object") and "src" in attrs:
+            self.images.append(attrs["src"])
+        if tag == "figure":
+            self._figure = attrs.get("id")
+        if tag == "tr":
+            self._row = attrs.get("id")
+        if tag == "svg" and self._figure:
+            self.graphs[self._figure] = self.graphs.get(self._figure, 0) + 1
+
+    def handle_endtag(self, tag):
+        if tag == "figure":
+            self._figure = None
+        if tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._row:
+            self.rows[self._row] = self.rows.get(self._row, "") + " " + data
+
+
+def assert_page_shows_the_run(out, report):
+    """<out>/index.html shows every figure (as a picture), every graph (inline,
+    with its tooltips), every metric with its verdict, the command and the seed;
+    every link and picture is a relative path to a file that exists."""
+    out = Path(out)
+    page = Page((out / "index.html").read_text(encoding="utf-8"))
+    text = " ".join(page.text)
+    for f in map(Path, report["files"]):
+        if f.suffix == ".png":
+            assert f.name in page.images, f
+        if f.suffix == ".svg":
+            assert page.graphs.get(f"graph-{f.stem}") == 1, f  # inlined, once
+    for m in report["metrics"]:
+        row = page.rows[f"metric-{m['name']}"].split()
+        assert ("met" if m["passed"] else "MISSED") in row, row
+        assert f"{m['threshold']:g}" in row, row
+    assert report["command"] in text and f"seed {report['seed']}" in text
+    for target in page.links + page.images:
+        parts = urlsplit(target)
+        if parts.fragment and not parts.path:
+            assert parts.fragment in page.ids, target
+            continue
+        assert not parts.scheme and not parts.netloc and not target.startswith("/"), target
+        assert (out / parts.path).is_file(), target

@@ -221,3 +221,8 @@ def _nodes(root):
             seen[id(node)] = node
             stack.extend(node.parents)
     return seen.values()
+
+
+def test_the_allocator_setting_is_left_alone_with_the_devices_off():
+    with ms.fast.switched(False):
+        assert ms.fast.keep_freed_memory() is False

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import microseq as ms
-from microseq import graph
+from microseq import graph, nn
 from microseq.scalar import Value
 from microseq.scope import current, scope
 
@@ -31,7 +31,7 @@ def parse(dot):
         elif m := re.match(r"(\w+) -> (\w+)(.*);$", line):
             if "invis" not in m[3]:
                 edges.append((m[1], m[2]))
-        elif m := re.match(r"(n\d+(?:_op)?) \[", line):
+        elif m := re.match(r"(n\d+) \[", line):
             where[m[1]] = open_clusters[-1]
     return {k: tuple(v) for k, v in clusters.items()}, where, edges
 
@@ -94,20 +94,25 @@ def test_each_value_is_drawn_once():
     x = Value(2.0, label="x")
     y = x * x + x
     clusters, where, edges = parse(graph.to_dot(y))
-    values = [n for n in where if not n.endswith("_op")]
-    assert len(values) == 3  # x, x*x, y: x appears once however often it is used
-    assert len(where) - len(values) == 2  # one oval per op
-    x_id = re.search(r'(n\d+) \[[^\n]*label="\{ x \|', graph.to_dot(y))[1]
+    assert len(where) == 3  # x, x*x, y: x appears once however often it is used
+    x_id = re.search(r'(n\d+) \[[^\n]*label="x \|', graph.to_dot(y))[1]
     assert sum(tail == x_id for tail, _ in edges) == 3  # x * x and + x
 
 
-def test_value_records_show_label_data_and_grad():
+def test_value_records_show_op_label_data_and_grad():
     x = Value(2.0, label="x")
     y = x * 3
+    y.label = "y"
     y.backward()
     dot = graph.to_dot(y)
-    assert 'label="{ x | data 2 | grad 3 }"' in dot
-    assert 'label="{ data 6 | grad 1 }"' in dot
+    assert 'label="x | data 2 | grad 3"' in dot
+    assert 'label="data 3 | grad 2"' in dot  # the constant 3, unnamed
+    assert 'label="* | y | data 6 | grad 1"' in dot
+    assert "rankdir=LR" in dot  # a neuron reads left to right, as micrograd draws it
+
+
+def test_an_unrolled_value_graph_is_drawn_top_to_bottom():
+    assert "rankdir=TB" in graph.to_dot(scalar_rnn(steps=3))
 
 
 def test_one_cluster_per_step_and_shared_weights_reach_every_step():
@@ -175,7 +180,7 @@ def test_labels_are_escaped(tmp_path):
     y = x.exp()
     y.label = "e\nf"
     dot = graph.to_dot(y, title='say "hi"')
-    assert r'label="{ a\"b\{c\}\|\<d\>\\ | data 1' in dot and r'label="say \"hi\""' in dot
+    assert r'label="a\"b\{c\}\|\<d\>\\ | data 1' in dot and r'label="say \"hi\""' in dot
     assert graph.draw(y, tmp_path / "odd", title='say "hi"').suffix == ".svg"  # dot accepts it
 
 
@@ -218,3 +223,17 @@ def test_a_failing_dot_program_keeps_the_gv(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "g.svg").exists()
     message = capsys.readouterr().err
     assert "failed (Error: syntax trouble)" in message and "graphviz-pure" in message
+
+
+def test_parameters_are_named_in_the_lessons_notation_and_data_as_input():
+    rnn = nn.RNN(2, 3)
+    for name, p in rnn.named_parameters():
+        p.label = f"rnn.{name}"
+    out, _ = rnn(np.zeros((4, 1, 2)))
+    dot = graph.to_dot(ms.sum(out))
+    for short, full in [("W_ih", "weight_ih_l0"), ("W_hh", "weight_hh_l0"),
+                        ("b_ih", "bias_ih_l0"), ("b_hh", "bias_hh_l0")]:
+        assert f'label="rnn.{short}\\n' in dot and f"(rnn.{full})" in dot  # tooltip: full name
+    assert 'label="input\\n' in dot and "leaf" not in dot
+    clusters, _, _ = parse(dot)
+    assert sorted(label for label, _ in clusters.values()) == ["t=1", "t=2", "t=3", "t=4"]

@@ -198,7 +198,7 @@ def test_each_step_is_built_in_its_scope(kind, L, fast):
         out, _ = layer(np.ones((4, 2, 3), np.float32))
     ops = [n for n in graph_nodes(out) if n.op]
     prefix = ["encoder/layer0/", "encoder/layer1/"] if L == 2 else ["encoder/"]
-    steps = {f"{p}t={t}" for p in prefix for t in range(4)}
+    steps = {f"{p}t={t}" for p in prefix for t in range(1, 5)}  # numbered from 1
     assert {n.scope for n in ops} >= steps
     for scope in steps:
         cells = sum(n.op == f"{kind}_cell" and n.scope == scope for n in ops)

@@ -259,11 +259,12 @@ def test_gradients_accumulate_over_uses_and_calls():
 
 @given(data=st.data())
 def test_deferred_weight_products_and_row_slices_sum_like_dense_gradients(data):
-    """backward() defers a matmul's weight gradient a^T g (a Product) and a
-    slice's gradient (a Scatter) until every use is in, then sums them: the
-    products as one matmul, slices taking each row once by stacking, any
-    other slices by adding in place. Each path, mixed with dense gradients
-    of the same tensors, against central differences."""
+    """With the speed devices on (microseq.fast), backward() defers a matmul's
+    weight gradient a^T g (a Product) and a slice's gradient (a Scatter)
+    until every use is in, then sums them: the products as one matmul,
+    slices taking each row once by stacking, any other slices by adding in
+    place. Each path, mixed with dense gradients of the same tensors, against
+    central differences (with the devices off: the plain path on the same)."""
     T, B, D = (data.draw(st.integers(1, 4)) for _ in range(3))
     x, w = data.draw(arrays((T, B, D))), data.draw(arrays((D, D)))
 

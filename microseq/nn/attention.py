@@ -48,7 +48,23 @@ def _as_queries(query):
 
 
 class DotAttention(Module):
-    """Scaled dot-product attention (scale=False: the plain dot product). No parameters."""
+    """Scaled dot-product attention: weights = softmax(q . k / sqrt(H)) over
+    the keys, context = weights @ values. No parameters.
+
+    Args:
+        scale: divide the scores by sqrt(H) (default True); False gives the
+            plain dot product.
+
+    Call: `attention(query, keys, values, mask=None)` with
+        query: (B, Tq, H), or (B, H) for one decoder step.
+        keys: (B, Tk, H).
+        values: (B, Tk, Hv).
+        mask: (B, Tk) booleans, True where a key may be attended; optional.
+
+    Returns:
+        (context, weights): (B, Tq, Hv) and (B, Tq, Tk), or (B, Hv) and
+        (B, Tk) for a one-step query. Masked keys get a weight of exactly 0.
+    """
 
     def __init__(self, scale=True):
         self.scale = scale
@@ -68,7 +84,24 @@ class DotAttention(Module):
 
 
 class AdditiveAttention(Module):
-    """Bahdanau attention: score(q, k) = v . tanh(W_q q + W_k k)."""
+    """Additive (Bahdanau) attention: score(q, k) = v . tanh(W_q q + W_k k),
+    weights = softmax(scores) over the keys, context = weights @ values.
+
+    Args:
+        query_size: Hq, the size of each query vector.
+        key_size: Hk, the size of each key vector.
+        hidden_size: A, the size of the space where queries meet keys.
+
+    Called and returning as DotAttention, except that queries (B, Tq, Hq) and
+    keys (B, Tk, Hk) may differ in size.
+
+    Returns:
+        (context (B, Tq, Hv), weights (B, Tq, Tk)).
+
+    Attributes:
+        query_proj.weight: W_q, (A, Hq). key_proj.weight: W_k, (A, Hk).
+        v: (A,).
+    """
 
     def __init__(self, query_size, key_size, hidden_size):
         self.query_proj = Linear(query_size, hidden_size, bias=False)

@@ -17,7 +17,22 @@ def uniform(bound, *shape):
 
 
 class Linear(Module):
-    """y = x W^T + b with W of shape (out_features, in_features)."""
+    """Applies an affine map to the last axis: y = x W^T + b.
+
+    Args:
+        in_features: size of each input vector.
+        out_features: size of each output vector.
+        bias: if False, there is no b (default True).
+
+    Shape:
+        Input: (*, in_features), any number of leading axes.
+        Output: (*, out_features).
+
+    Attributes:
+        weight: (out_features, in_features), initialised from
+            uniform(-k, k) with k = 1/sqrt(in_features), as PyTorch does.
+        bias: (out_features,), from the same distribution, or None.
+    """
 
     def __init__(self, in_features, out_features, bias=True):
         self.in_features, self.out_features = in_features, out_features
@@ -35,10 +50,21 @@ class Linear(Module):
 class Embedding(Module):
     """A table of num_embeddings vectors; `embed(ids)` looks rows up.
 
-    ids is an integer array of any shape (...) and the result has shape
-    (..., embedding_dim). A repeated id adds up its gradients (the lookup is
-    getitem, whose backward scatters with np.add.at). With padding_idx, that
-    row starts at zero, its lookups give zero and it never gets a gradient.
+    Args:
+        num_embeddings: number of rows (the vocabulary size V).
+        embedding_dim: size of each vector (E).
+        padding_idx: if given, this row starts at zero, its lookups give zero
+            and it never gets a gradient (for padding tokens).
+
+    Shape:
+        Input: (*), integers in [0, num_embeddings), an array or a Tensor.
+        Output: (*, embedding_dim).
+
+    Attributes:
+        weight: (num_embeddings, embedding_dim), initialised from N(0, 1).
+
+    A repeated id adds up its gradients (the lookup is getitem, whose
+    backward scatters with np.add.at).
     """
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
@@ -74,8 +100,16 @@ class Embedding(Module):
 
 
 class Dropout(Module):
-    """Zero each element with probability p while training (scaling the rest
-    by 1/(1-p)); the identity in eval mode."""
+    """Zeroes each element with probability p while training, scaling the
+    rest by 1/(1-p) so that the expected value is unchanged; the identity
+    after `model.eval()`.
+
+    Args:
+        p: probability of zeroing an element, in [0, 1) (default 0.5).
+
+    Shape:
+        Input: (*), any shape. Output: the same shape.
+    """
 
     def __init__(self, p=0.5):
         if not 0 <= p < 1:

@@ -26,7 +26,17 @@ class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpect
 
 
 class Parameter(Tensor):
-    """A Tensor that a Module trains: it always requires grad."""
+    """A Tensor that a Module trains: it always requires grad.
+
+    Args:
+        data: the initial values: a numpy array (its dtype kept) or Python
+            numbers (stored as float32).
+        dtype: a dtype to convert them to (optional).
+        label: a name for drawings; a Module names its parameters itself.
+
+    Assigned as an attribute of a Module, it is found by `parameters()` and
+    `named_parameters()` and saved by `state_dict()`.
+    """
 
     __slots__ = ()
 
@@ -35,8 +45,26 @@ class Parameter(Tensor):
 
 
 class Module:
-    """Base class of every layer and model: subclasses set attributes in
-    `__init__` and define `forward`; `model(x)` calls `forward(x)`."""
+    """Base class of every layer and model.
+
+    A subclass assigns its Parameters and sub-Modules as attributes in
+    `__init__` and defines `forward`; `model(x)` calls `model.forward(x)`::
+
+        class Tagger(Module):
+            def __init__(self, vocab_size, hidden_size, num_tags):
+                self.embed = Embedding(vocab_size, hidden_size)
+                self.rnn = RNN(hidden_size, hidden_size, batch_first=True)
+                self.head = Linear(hidden_size, num_tags)
+
+            def forward(self, ids):              # ids: (B, T) integers
+                h, _ = self.rnn(self.embed(ids))  # (B, T, H)
+                return self.head(h)               # (B, T, num_tags)
+
+    Parameters are found in assignment order and named by their path
+    (`rnn.weight_ih_l0`), as in PyTorch: `parameters()`, `named_parameters()`,
+    `state_dict()` / `load_state_dict()`, `zero_grad()`, `train()` / `eval()`
+    (which Dropout obeys) and `to(dtype)`.
+    """
 
     training = True  # a class default, so subclasses need not call super().__init__()
 

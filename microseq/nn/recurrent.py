@@ -291,7 +291,7 @@ class _Recurrent(Module):
         recurrent, options = _recurrent(self.kind, w_hh, b_hh), self._options()
         states = []
         for t in range(x.shape[0]):
-            with scope(f"t={t}"):
+            with scope(f"t={t + 1}"):  # steps are numbered from 1, as in the lessons
                 state = _step(self.kind, xp, state, recurrent, t, options)
             states.append(state)
         return self._outputs(states, time_axis), state
