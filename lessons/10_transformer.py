@@ -556,4 +556,9 @@ lesson.say(f"""
     picture; a GPT is an embedding below the stack and a linear layer on top.
     """)
 
+lesson.try_this(
+    ("--seed 1", "With other initial weights and other recall data, does the Transformer still "
+                 "solve associative recall while the LSTM of the same size stays far behind?"),
+    ("--text README.md", "On a much shorter text of another kind, which reaches fewer bits per "
+                         "character: the tiny GPT or the LSTM?"))
 lesson.finish()

@@ -351,4 +351,9 @@ if not quick:
     lesson.metric("attention_peak_on_named_shape", on_object, threshold=0.8)
     lesson.metric("attention_minus_baseline_two_shape_exact", attn["exact_2"] - base["exact_2"],
                   threshold=0.05)
+lesson.try_this(
+    ("--quick", "After a few seconds of training, which words does the captioner get right "
+                "first: the shapes, the colours or the sizes?"),
+    ("--seed 1", "With other scenes and other weights, does attention still look at the shape "
+                 "each word names?"))
 lesson.finish()
