@@ -47,7 +47,7 @@ quick = lesson.quick
 if quick:  # two-digit sums and small nets: enough to see learning start, in seconds
     N, N_TEST, DIGITS, HIDDEN, BATCH, EPOCHS, LR = 6_000, 600, 2, 64, 32, 3, 2e-2
 else:
-    N, N_TEST, DIGITS, HIDDEN, BATCH, EPOCHS, LR = 50_000, 5_000, 3, 128, 128, 8, 1e-2
+    N, N_TEST, DIGITS, HIDDEN, BATCH, EPOCHS, LR = 50_000, 5_000, 3, 128, 128, 9, 1e-2
 HIDDEN, EPOCHS = lesson.args.hidden or HIDDEN, lesson.args.epochs or EPOCHS
 EMBED, CLIP = 16, 5.0
 
