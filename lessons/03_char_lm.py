@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 import microseq as ms
-from microseq.data import BPTTBatcher, CharVocab, load_text
+from microseq.data import BPTTBatcher, CharVocab, char_split, load_text
 from microseq.lesson import Lesson
 from microseq.models import save
 from microseq.models.char_lm import CharLM, truncated_bptt
@@ -94,10 +94,7 @@ lesson.metric("toy_predicts_ello", float(toy_ok), threshold=1.0)
 lesson.section("A real corpus")
 if quick:
     text = text[:120_000]
-vocab = CharVocab(text)
-ids = vocab.encode(text)
-cut = int(0.9 * len(ids))
-train_ids, test_ids = ids[:cut], ids[cut:]
+vocab, train_ids, test_ids = char_split(text)
 source = lesson.args.text or "pydoc_data.topics (the help texts behind help('topic'))"
 lesson.say(f"""
     Now real text: {source}, {len(text):,} characters, {len(vocab)} distinct

@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 import microseq as ms
 from microseq import nn
 from microseq import reference as ref
-from microseq.data import BPTTBatcher, CharVocab, adding_problem, load_text
+from microseq.data import BPTTBatcher, adding_problem, char_split, load_text
 from microseq.lesson import Lesson
 from microseq.models.char_lm import CharLM, truncated_bptt
 from microseq.models.long_range import SequenceRegressor, fit, mse
@@ -313,10 +313,7 @@ lesson.savefig(fig, "gru_comparison")
 lesson.section("RNN, LSTM and GRU as character language models")
 if quick:
     text = text[:100_000]
-vocab = CharVocab(text)
-ids = vocab.encode(text)
-cut = int(0.9 * len(ids))
-train_ids, test_ids = ids[:cut], ids[cut:]
+vocab, train_ids, test_ids = char_split(text)
 eval_rows = min(64, len(test_ids) - 1)
 scored = test_ids[1:1 + eval_rows * ((len(test_ids) - 1) // eval_rows)]
 trigram = fit_add_k(train_ids, len(vocab), order=3).bits_per_char(

@@ -21,15 +21,14 @@ import numpy as np
 
 import microseq as ms
 from microseq import nn
-from microseq.data import BPTTBatcher, CharVocab, load_text
+from microseq.data import BPTTBatcher, char_split, load_text
 from microseq.data.recall import associative_recall, which_first
 from microseq.lesson import Lesson
 from microseq.models.char_lm import CharLM, truncated_bptt
 from microseq.models.gpt import CharGPT
 from microseq.models.recall import OrderClassifier, RecallTransformer, matching_lstm
-from microseq.train import cosine_decay
 from microseq.optim import Adam
-from microseq.train import train
+from microseq.train import cosine_decay, train
 
 lesson = Lesson(10, "Self-attention and the Transformer",
                 arguments={"--text": dict(metavar="FILE", default=None,
@@ -360,10 +359,7 @@ for name, seconds in recall_seconds.items():
 lesson.section("A tiny GPT on lesson 3's corpus")
 if quick:
     text = text[:120_000]
-vocab = CharVocab(text)
-ids = vocab.encode(text)
-cut = int(0.9 * len(ids))
-train_ids, test_ids = ids[:cut], ids[cut:]
+vocab, train_ids, test_ids = char_split(text)
 WARMUP, CLIP = max(1, STEPS // 16), 1.0
 # The LSTM's batched evaluation scores the targets test_ids[1 : 1 + rows * S];
 # the GPT is given exactly that stream, so both are scored on the same characters.

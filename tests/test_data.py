@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from microseq.data import (
+    char_split,
     PAD,
     START,
     TAGS,
@@ -547,3 +548,10 @@ def test_generators_are_deterministic_in_their_seed(name):
     make = _GENERATORS[name]
     assert _canonical(make(7)) == _canonical(make(7))
     assert _canonical(make(7)) != _canonical(make(8))
+
+
+@given(st.text(alphabet="abc \n", min_size=1, max_size=60), st.floats(0.1, 0.9))
+def test_char_split_cuts_the_encoded_text_in_order(text, fraction):
+    vocab, train_ids, test_ids = char_split(text, fraction)
+    assert len(train_ids) == int(fraction * len(text))
+    assert vocab.decode(list(train_ids) + list(test_ids)) == text

@@ -107,3 +107,14 @@ def _checked_ids(ids, size):
     if bad.any():
         raise DataError(f"id {ids[bad][0]} is not in the vocabulary (ids are 0 to {size - 1})")
     return ids.astype(np.int64)
+
+
+def char_split(text, train_fraction=0.9):
+    """A CharVocab over `text` and its ids cut in two, in order: the first
+    `train_fraction` to train on, the rest held out (no shuffling: held-out
+    text stays contiguous, as the language-model lessons score it).
+    Returns (vocab, train_ids, test_ids)."""
+    vocab = CharVocab(text)
+    ids = vocab.encode(text)
+    cut = int(train_fraction * len(ids))
+    return vocab, ids[:cut], ids[cut:]
