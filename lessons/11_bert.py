@@ -35,10 +35,10 @@ if quick:  # a few seconds: every step of the story, on a tiny model
     VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 500, 32, 64, 60, 10
     BUDGETS, SEEDS = (4, 16), 2
 else:
-    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 2000, 64, 128, 800, 80
+    VOCAB, D_MODEL, FF, PRE_STEPS, FT_STEPS = 2000, 64, 128, 3000, 80
     BUDGETS, SEEDS = (8, 32, 128), 3
 T, HEADS, LAYERS, BATCH, FT_BATCH = 32, 4, 2, 32, 16
-PRE_LR, FT_LR, WARMUP = 3e-3, 1e-3, 50
+PRE_LR, FT_LR, WARMUP = 5e-3, 1e-3, 50
 N_TEST_PER_TOPIC = 80
 rng = np.random.default_rng(lesson.seed)
 
@@ -280,8 +280,8 @@ lesson.say(f"""
     {N_TEST_PER_TOPIC} sentences of each topic are the test ({len(test_idx)} in all, none
     seen in pretraining); a fine-tuning run may use only a budget of
     labelled sentences per topic, drawn from the other {len(train_idx):,} (at least
-    {counts.min()} per topic). The classifier is one linear layer on the mean of
-    the encoder's output vectors over the sentence's tokens.
+    {counts.min()} per topic). As in BERT, the classifier is one linear layer
+    on the output vector of [CLS], the token every sentence starts with.
     Both models train all their weights for {FT_STEPS} steps of {FT_BATCH} with
     Adam at {FT_LR}; the pretrained one starts from the encoder above, the other
     from random weights. Each budget is drawn {SEEDS} times.

@@ -1,5 +1,5 @@
 """A small BERT: a Transformer encoder with a masked-token head and a
-classification head on the mean of its output vectors.
+classification head on the output vector of [CLS], the first token.
 
     model = Bert(vocab_size=len(tok), num_classes=5, pad_id=tok.pad_id)
     hidden = model(ids)                        # ids (B, T) -> (B, T, d_model)
@@ -46,7 +46,7 @@ class Bert(nn.Module):
         # weigh as much as the positions (as in "Attention Is All You Need").
         self.embed.weight.data *= d_model ** -0.5
         self.scale = d_model ** 0.5
-        self.classifier = nn.Linear(d_model, num_classes)   # reads the mean output vector
+        self.classifier = nn.Linear(d_model, num_classes)   # reads [CLS]'s output vector
 
     def forward(self, ids):
         """ids (B, T) ints -> the encoder's output (B, T, d_model)."""
@@ -72,15 +72,12 @@ class Bert(nn.Module):
         return cross_entropy(logits, chosen)
 
     def classify(self, ids):
-        """(B, num_classes) scores from the mean of the output vectors of the
-        sequence's tokens ([PAD] left out). BERT reads [CLS]'s vector alone,
-        which its next-sentence objective trains; with masked words as the only
-        objective nothing trains [CLS] before fine-tuning, while every word's
-        vector has learned from its context."""
-        ids = np.asarray(ids)
-        real = (ids != self.pad_id)[..., None]                      # (B, T, 1)
-        hidden = (self(ids) * real).sum(axis=1) / real.sum(axis=1)  # (B, E)
-        return self.classifier(hidden)
+        """(B, num_classes) scores from the output vector of each sequence's
+        first token, [CLS]. Nothing in masked-word pretraining asks [CLS]
+        to predict anything (BERT's next-sentence objective did), but its
+        vector is still made by the pretrained heads reading the whole
+        sentence, so fine-tuning starts from a summary, not from noise."""
+        return self.classifier(self(ids)[:, 0])
 
     def classification_loss(self, ids, labels):
         return cross_entropy(self.classify(ids), np.asarray(labels))
