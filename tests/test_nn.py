@@ -298,6 +298,22 @@ def test_attention_one_decoder_step(kind):
     np.testing.assert_allclose(weights.data, full_weights.data[:, 0])
 
 
+@pytest.mark.parametrize("kind", ["dot", "additive"])
+def test_attention_with_every_key_masked_gives_zeros_not_nan(kind):
+    rng = np.random.default_rng(0)
+    attention = make_attention(kind, 4, rng)
+    q, k, v, mask = attention_inputs(rng, 2, 3, 5, 4)
+    mask[1] = False  # the second sequence hides all its keys
+    context, weights = attention(q, k, v, mask)
+    np.testing.assert_array_equal(weights.data[1], 0)
+    np.testing.assert_array_equal(context.data[1], 0)
+    np.testing.assert_allclose(weights.data[0].sum(-1), 1, rtol=1e-12)
+    context.sum().backward()
+    for t in (q, k, v):
+        assert np.all(np.isfinite(t.grad))
+        np.testing.assert_array_equal(t.grad[1], 0)
+
+
 def test_attention_mask_shape_error():
     q = np.ones((2, 3, 4))
     with pytest.raises(ms.ShapeError, match=r"mask must have shape \(batch, keys\) = \(2, 3\)"):

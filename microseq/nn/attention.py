@@ -8,20 +8,16 @@
 
 Both return (context (B, Tq, Hv), weights (B, Tq, Tk)); the weights are what
 an attention heatmap draws. A query of shape (B, Hq), one decoder step, gives
-context (B, Hv) and weights (B, Tk). Masked keys get a weight of exactly 0: a
-query whose keys are all masked spreads its weight evenly instead of
-producing NaN.
+context (B, Hv) and weights (B, Tk). Masked keys get a weight of exactly 0
+(ops.masked_softmax, as in the Transformer): a query whose keys are all
+masked gets all-zero weights and a zero context instead of NaN.
 """
 import numpy as np
 
 from microseq.nn.layers import Linear, uniform
 from microseq.nn.module import Module
-from microseq.ops import softmax, tanh, transpose, where
+from microseq.ops import masked_softmax, softmax, tanh, transpose
 from microseq.tensor import ShapeError, Tensor
-
-# exp(-1e9 - max) underflows to exactly 0 in float32 and float64, and unlike
-# -inf it keeps every value finite (detect_anomaly stays quiet).
-_MASKED = -1e9
 
 
 def _attend(scores, values, mask, one_step):
@@ -31,8 +27,9 @@ def _attend(scores, values, mask, one_step):
         if mask.shape != (scores.shape[0], scores.shape[2]):
             raise ShapeError(f"attention: mask must have shape (batch, keys) = "
                              f"{(scores.shape[0], scores.shape[2])}, got {mask.shape}")
-        scores = where(mask[:, None, :], scores, _MASKED)
-    weights = softmax(scores, axis=-1)
+        weights = masked_softmax(scores, mask[:, None, :], axis=-1)  # a hidden key gets 0
+    else:
+        weights = softmax(scores, axis=-1)
     context = weights @ values
     if one_step:
         return context.reshape(context.shape[0], -1), weights.reshape(weights.shape[0], -1)
