@@ -21,7 +21,8 @@ from microseq.data import DataError, load_text, minibatches, pydoc_topics, stdli
 from microseq.data.tokens import IGNORE_INDEX, WordTokenizer, mask_tokens
 from microseq.data.topics import TOPICS, docstring_topics, label_budget, topic_split
 from microseq.lesson import Lesson
-from microseq.models.bert import Bert, accuracy
+from microseq.models import save
+from microseq.models.bert import Bert, accuracy, fill_blanks
 from microseq.models.ngram import NgramLM
 from microseq.optim import Adam
 from microseq.train import train
@@ -119,8 +120,9 @@ lesson.say(f"""
 # ---------------------------------------------------------------- pretraining
 lesson.section("Pretraining: fill in the masked words")
 ms.manual_seed(lesson.seed)
-pretrained = Bert(len(tok), len(TOPICS), tok.pad_id, d_model=D_MODEL, nhead=HEADS,
-                  num_layers=LAYERS, dim_feedforward=FF, max_len=T)
+CONFIG = dict(vocab_size=len(tok), num_classes=len(TOPICS), pad_id=tok.pad_id, d_model=D_MODEL,
+              nhead=HEADS, num_layers=LAYERS, dim_feedforward=FF, max_len=T)
+pretrained = Bert(**CONFIG)
 n_params = sum(p.data.size for p in pretrained.parameters())
 
 
@@ -207,25 +209,19 @@ blanks = [("return a new [MASK] object", "list"),
           ("if the optional argument is [MASK] the default is used", "omitted"),
           ("this method returns the number of [MASK] written", "bytes")]
 lines, in_top5 = [], 0
-pretrained.eval()
-with ms.no_grad():
-    for sentence, answer in blanks:
-        encoded = tok.encode(sentence.replace("[MASK]", "blank"))
-        where = tok.encode(sentence.split("[MASK]")[0], add_special_tokens=False).size + 1
-        encoded[where] = tok.mask_id
-        target = np.full_like(encoded, IGNORE_INDEX)
-        target[where] = tok.vocab.stoi.get(answer, tok.unk_id)
-        logits, _ = pretrained.mlm_logits(encoded[None], target[None])
-        top5 = np.argsort(-logits.data[0])[:5]
-        hit = target[where] in top5
-        in_top5 += hit
-        lines.append(f"    {sentence:<55} {' '.join(tok.vocab.itos[i] for i in top5):<50} "
-                     f"{'yes' if hit else 'no'}")
+for sentence, answer in blanks:
+    guesses = fill_blanks(pretrained, tok, sentence)[0]
+    hit = answer in guesses
+    in_top5 += hit
+    lines.append(f"    {sentence:<55} {' '.join(guesses):<50} {'yes' if hit else 'no'}")
 print(f"\n    {'sentence':<55} {'top-5 guesses, best first':<50} original in top 5")
 print("\n".join(lines))
+pretrained.eval()
 with ms.no_grad():
     logits, answers = pretrained.mlm_logits(val_inputs, val_targets)
-top5_guesses = np.argsort(-logits.data, axis=1)[:, :5]
+scores = logits.data.copy()
+scores[:, tok.special_ids] = -np.inf  # as in the table: the answer is never a special token
+top5_guesses = np.argsort(-scores, axis=1)[:, :5]
 held_out_top5 = float(np.mean(np.any(top5_guesses == answers[:, None], axis=1)))
 lesson.say(f"""
     The word that was there is among the top five guesses in {in_top5} of
@@ -334,8 +330,7 @@ for b, budget in enumerate(BUDGETS):
         model.classifier = nn.Linear(D_MODEL, len(TOPICS))  # a fresh head for the new task
         results["pretrained"][b, s] = fine_tune(model, picked, seed)
         ms.manual_seed(seed)
-        scratch = Bert(len(tok), len(TOPICS), tok.pad_id, d_model=D_MODEL, nhead=HEADS,
-                       num_layers=LAYERS, dim_feedforward=FF, max_len=T)
+        scratch = Bert(**CONFIG)
         results["from scratch"][b, s] = fine_tune(scratch, picked, seed)
 
 fig, ax = plt.subplots(figsize=(6, 4))
@@ -383,6 +378,16 @@ lesson.say(f"""
     unigram baseline's {unigram_acc:.1%}; the word-before baseline: {bigram_acc:.1%}). Topic
     accuracy over {SEEDS} draws of the labels (mean ± sd): {budget_lines}.
     The whole run took {time.perf_counter() - started:.0f} s.
+    """)
+lesson.section("Ask it yourself")
+saved = save(lesson.out, pretrained, CONFIG, tok, guesses=5)
+lesson.register(saved)
+lesson.say(f"""
+    The pretrained encoder is saved in {saved}. Write [MASK] where a word
+    is hidden, and it gives its five likeliest words for each blank:
+
+        make ask-11 Q="write the [MASK] to the file"        (from the shell)
+        microseq.models.load("{saved.parent}").answer(["raise a [MASK] if it is empty"])
     """)
 if not quick:  # a quick run's encoder has barely begun to learn: no gap to expect
     lesson.metric("pretrained_minus_scratch_points_at_smallest_budget", gap * 100,

@@ -3,9 +3,10 @@
     python -m microseq.ask 8 "4+4" "77+85"
     python -m microseq.ask 9 "thursday, may 20, 1982"
     python -m microseq.ask 3 "def "              # how the text goes on
+    python -m microseq.ask 11 "raise a [MASK] if the key is not found"
     python -m microseq.ask 8 "4+4" --model DIR   # a model saved elsewhere (--out of a run)
 
-Lessons 3, 8 and 9 save their trained model in their out directory
+Lessons 3, 8, 9 and 11 save their trained model in their out directory
 (runs/lesson-N/ by default); without one, this says which lesson to run.
 """
 import argparse
@@ -15,7 +16,8 @@ from pathlib import Path
 from microseq.data.text import DataError
 from microseq.models.saved import FILE, load
 
-ASKABLE = {3: "a prompt to continue", 8: "an addition such as 4+4", 9: "a date as people write it"}
+ASKABLE = {3: "a prompt to continue", 8: "an addition such as 4+4", 9: "a date as people write it",
+           11: "a sentence with [MASK] where a word is hidden"}
 
 
 def main(argv=None):

@@ -15,6 +15,7 @@ from lesson_runs import assert_quick_run_passed, run_lesson, run_quick
 from model_gradients import assert_directional_derivatives_match, randomize
 
 import microseq as ms
+from microseq import models
 from microseq.models.bert import IGNORE_INDEX, Bert
 
 pytestmark = pytest.mark.lesson
@@ -25,10 +26,15 @@ seeds = st.integers(0, 2**32 - 1)
 
 
 def test_quick_run(tmp_path):
-    _, report = run_quick("11_bert", tmp_path, timeout=300)
+    run, report = run_quick("11_bert", tmp_path, timeout=300)
     assert_quick_run_passed(
         report, tmp_path, {"masked_accuracy_over_unigram"},
-        files=["pretraining.png", "attention.png", "fine_tuning.png"])
+        files=["pretraining.png", "attention.png", "fine_tuning.png", "model.npz"])
+    # The saved encoder, asked a sentence of the fill-the-blank table, gives that row's guesses.
+    sentence = "raise a [MASK] if the key is not found"
+    row = next(line for line in run.stdout.splitlines() if line.strip().startswith(sentence))
+    guesses = models.load(tmp_path).answer([sentence])[0].split(", ")
+    assert row.split()[len(sentence.split()):][:5] == guesses
 
 
 def test_too_short_text_is_named(tmp_path):

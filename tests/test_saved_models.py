@@ -10,7 +10,9 @@ import microseq as ms
 from microseq import models
 from microseq.data import PAD, START, DataError, addition, encode_seq2seq, seq2seq_vocab
 from microseq.data.vocab import CharVocab
+from microseq.data.tokens import IGNORE_INDEX, WordTokenizer
 from microseq.models.attention_seq2seq import AttentionSeq2Seq
+from microseq.models.bert import Bert, fill_blanks
 from microseq.models.char_lm import CharLM
 from microseq.models.seq2seq import Seq2Seq, cut_at_pad
 from microseq.checkpoint import save_checkpoint
@@ -84,7 +86,47 @@ def ask(*args):
 def test_ask_says_which_lesson_to_run(tmp_path):
     missing = ask(8, "4+4", "--model", tmp_path / "nothing")
     assert missing.returncode == 1 and "run `make lesson-8` first" in missing.stderr
-    assert "lessons 3, 8, 9 do" in ask(5, "x").stderr
+    assert "lessons 3, 8, 9, 11 do" in ask(5, "x").stderr
     assert 'make ask-9 Q="..."' in ask(9, "--model", tmp_path).stderr
     small_addition_model(tmp_path, Seq2Seq, True)
     assert "cannot ask that: question '4x4'" in ask(8, "4x4", "--model", tmp_path).stderr
+
+
+def small_bert(tmp_path):
+    tok = WordTokenizer("raise a key error if the key is not found in the file".split(), 16)
+    config = dict(vocab_size=len(tok), num_classes=2, pad_id=tok.pad_id, d_model=8, nhead=2,
+                  num_layers=1, dim_feedforward=6, max_len=8)
+    ms.manual_seed(3)
+    network = Bert(**config)
+    network.mlm_head.bias.data[tok.special_ids] = 100.0  # the specials would win if allowed
+    models.save(tmp_path, network, config, tok, guesses=3)
+    return network, tok
+
+
+def test_a_bert_fills_each_blank_with_its_likeliest_ordinary_words(tmp_path):
+    network, tok = small_bert(tmp_path)
+    ids = np.array([[tok.cls_id, tok.vocab.stoi["raise"], tok.mask_id, tok.unk_id,
+                     tok.mask_id, tok.sep_id]])
+    targets = np.where(ids == tok.mask_id, 0, IGNORE_INDEX)
+    scores = network.mlm_logits(ids, targets)[0].data[:, len(tok.special_ids):]
+    expected = [[tok.words[i] for i in np.argsort(-row)[:3]] for row in scores]
+    sentence = "Raise [MASK] PYTHON [mask]"
+    assert fill_blanks(network, tok, sentence, k=3) == expected
+    model = models.load(tmp_path)
+    assert model.vocab.vocab.itos == tok.vocab.itos
+    assert model.answer([sentence]) == ["; ".join(", ".join(g) for g in expected)]
+    assert ask(11, sentence, "--model", tmp_path).stdout == (
+        f"{sentence} -> {model.answer([sentence])[0]}\n")
+
+
+def test_a_bert_names_a_sentence_it_cannot_read(tmp_path):
+    small_bert(tmp_path)
+    model = models.load(tmp_path)
+    with pytest.raises(DataError, match="has no \\[MASK\\]: write \\[MASK\\] where a word"):
+        model.answer(["no blank here"])
+    with pytest.raises(DataError, match="is 8 words and blanks long; the model reads at most 6"):
+        model.answer(["the key is not [MASK] in the file"])
+    with pytest.raises(TypeError, match="a sentence is a str"):
+        model.answer([3])
+    assert "cannot ask that: 'the key' has no [MASK]" in ask(11, "the key", "--model",
+                                                             tmp_path).stderr

@@ -65,6 +65,25 @@ def test_encode_batch_frames_cuts_and_pads(texts, length):
         assert np.all(row[n:] == TOK.pad_id)
 
 
+@given(st.lists(st.sampled_from("ab ba cab abc c b a bb".split()), min_size=1, max_size=40),
+       st.integers(6, 12), st.lists(st.sampled_from("ab ba cab abc c b a bb zz".split()),
+                                    max_size=10))
+def test_from_words_gives_the_same_ids(corpus, size, text):
+    built = WordTokenizer(corpus, size)
+    again = WordTokenizer.from_words(built.words)
+    assert again.vocab.itos == built.vocab.itos
+    assert again.encode(" ".join(text)).tolist() == built.encode(" ".join(text)).tolist()
+    assert (again.pad_id, again.mask_id, again.unk_id) == (built.pad_id, built.mask_id,
+                                                           built.unk_id)
+
+
+def test_from_words_refuses_a_word_twice_or_a_special_token():
+    with pytest.raises(DataError, match="hold every word once"):
+        WordTokenizer.from_words(["the", "cat", "the"])
+    with pytest.raises(DataError, match="hold every word once"):
+        WordTokenizer.from_words(["the", "[MASK]"])
+
+
 def test_bad_sizes_and_ids_are_named():
     with pytest.raises(DataError, match="size=5"):
         WordTokenizer(CORPUS, size=5)

@@ -18,6 +18,7 @@ from microseq.data.vocab import WordVocab
 PAD_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN = "[PAD]", "[CLS]", "[SEP]", "[MASK]"
 UNK_TOKEN = "[UNK]"
 SPECIAL_TOKENS = (PAD_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN, UNK_TOKEN)
+_SPECIALS = [s for s in SPECIAL_TOKENS if s != UNK_TOKEN]  # WordVocab puts unk after these
 IGNORE_INDEX = -100  # cross_entropy's default ignore_index: "no target here"
 
 
@@ -38,11 +39,27 @@ class WordTokenizer:
         counts = Counter(tokens)
         keep = set(sorted(counts, key=lambda w: (-counts[w], w))[:size - len(SPECIAL_TOKENS)])
         # WordVocab orders words by count, ties alphabetically: the same order as `keep`
-        self.vocab = WordVocab([w for w in tokens if w in keep], unk=UNK_TOKEN,
-                               specials=[s for s in SPECIAL_TOKENS if s != UNK_TOKEN])
+        self._use(WordVocab([w for w in tokens if w in keep], unk=UNK_TOKEN, specials=_SPECIALS))
+
+    @classmethod
+    def from_words(cls, words):
+        """The tokenizer whose ids are the special tokens, then `words` in
+        this order: a built tokenizer's `words`, as a saved model keeps them."""
+        tokenizer = cls.__new__(cls)
+        tokenizer._use(WordVocab.from_itos([*SPECIAL_TOKENS, *words], unk=UNK_TOKEN,
+                                           specials=_SPECIALS))
+        return tokenizer
+
+    def _use(self, vocab):
+        self.vocab = vocab
         self.pad_id, self.cls_id, self.sep_id, self.mask_id, self.unk_id = (
-            self.vocab.stoi[s] for s in SPECIAL_TOKENS)
+            vocab.stoi[s] for s in SPECIAL_TOKENS)
         self.special_ids = np.arange(len(SPECIAL_TOKENS))
+
+    @property
+    def words(self):
+        """The ordinary words, in id order (ids 5, 6, ...)."""
+        return self.vocab.itos[len(SPECIAL_TOKENS):]
 
     def __len__(self):
         return len(self.vocab)

@@ -76,6 +76,23 @@ class WordVocab:
                 counts[i] += count
         self.counts = counts
 
+    @classmethod
+    def from_itos(cls, itos, unk="<unk>", specials=()):
+        """The vocabulary whose id i is itos[i]: a built one's `itos` written
+        out and read back, so a saved model reads words with the ids it was
+        trained on. itos must start with the specials, then unk. Nothing is
+        counted: counts are all 0."""
+        vocab = cls([], unk=unk, specials=specials)
+        itos = list(itos)
+        reserved = vocab.itos
+        if itos[:len(reserved)] != reserved or len(set(itos)) != len(itos):
+            raise DataError(f"WordVocab.from_itos: itos must start with {reserved!r} and "
+                            f"hold every word once, got {itos[:len(reserved) + 2]!r}...")
+        vocab.itos = itos
+        vocab.stoi = {w: i for i, w in enumerate(itos)}
+        vocab.counts = np.zeros(len(itos), dtype=np.int64)
+        return vocab
+
     def __len__(self):
         return len(self.itos)
 

@@ -6,6 +6,7 @@ classification head on the output vector of [CLS], the first token.
     loss = model.mlm_loss(inputs, targets)     # mask_tokens' output; mean over chosen tokens
     loss = model.classification_loss(ids, labels)
     model.classify(ids)                        # (B, num_classes) scores
+    fill_blanks(model, tok, "raise a [MASK] if the key is not found")   # [[5 words]]
 
 [PAD] positions are keys no token attends to (key_padding_mask). The
 encoder is pre-norm (as GPT-2: the residual path stays an identity), with
@@ -14,12 +15,15 @@ sinusoidal encoding: its dot products depend on the distance between two
 positions, so "look at the word next to you" needs no learning of
 where each position is.
 """
+import re
+
 import numpy as np
 
 from microseq import nn
-from microseq.data.tokens import IGNORE_INDEX
+from microseq.data.text import DataError
+from microseq.data.tokens import IGNORE_INDEX, MASK_TOKEN
 from microseq.ops import cross_entropy, gelu
-from microseq.tensor import Tensor
+from microseq.tensor import Tensor, no_grad
 
 
 def gelu_tanh(x):
@@ -30,7 +34,7 @@ def gelu_tanh(x):
 class Bert(nn.Module):
     def __init__(self, vocab_size, num_classes, pad_id=0, d_model=64, nhead=4, num_layers=2,
                  dim_feedforward=128, max_len=32, dropout=0.0):
-        self.pad_id = pad_id
+        self.pad_id, self.max_len = pad_id, max_len
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         self.positions = nn.PositionalEncoding(d_model, max_len, batch_first=True)
         layer = nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout,
@@ -102,3 +106,35 @@ def accuracy(scores, labels):
     """Fraction of rows whose largest score is at the label."""
     scores = scores.data if isinstance(scores, Tensor) else scores
     return float(np.mean(np.argmax(scores, axis=-1) == np.asarray(labels)))
+
+
+def fill_blanks(model, tokenizer, sentence, k=5):
+    """The k likeliest words for each [MASK] in `sentence`, best first: one
+    list of k words per [MASK]. The other words are read as the tokenizer
+    reads them (lowercase; a word outside the vocabulary becomes [UNK]); a
+    special token is never a guess."""
+    if not isinstance(sentence, str):
+        raise TypeError(f"fill_blanks: a sentence is a str, not {type(sentence).__name__}")
+    pieces = re.split(re.escape(MASK_TOKEN), sentence, flags=re.IGNORECASE)
+    if len(pieces) == 1:
+        raise DataError(f"{sentence!r} has no {MASK_TOKEN}: write {MASK_TOKEN} where a word "
+                        f"is hidden, e.g. 'raise a {MASK_TOKEN} if the key is not found'")
+    ids = [tokenizer.cls_id]
+    for i, piece in enumerate(pieces):
+        ids.extend(tokenizer.encode(piece, add_special_tokens=False))
+        ids.append(tokenizer.mask_id if i < len(pieces) - 1 else tokenizer.sep_id)
+    if len(ids) > model.max_len:
+        raise DataError(f"{sentence!r} is {len(ids) - 2} words and blanks long; the model "
+                        f"reads at most {model.max_len - 2}")
+    ids = np.array(ids)[None]
+    targets = np.where(ids == tokenizer.mask_id, tokenizer.mask_id, IGNORE_INDEX)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            scores = model.mlm_logits(ids, targets)[0].data.copy()   # (blanks, vocab)
+    finally:
+        model.train(was_training)
+    scores[:, tokenizer.special_ids] = -np.inf
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [[tokenizer.vocab.itos[i] for i in row] for row in best]

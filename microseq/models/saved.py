@@ -3,6 +3,7 @@
     model = microseq.models.load("runs/lesson-8")
     model.answer(["4+4", "77+85"])            # ["8", "162"]: questions as typed
     microseq.models.load("runs/lesson-3").answer(["def "])   # how the text goes on
+    microseq.models.load("runs/lesson-11").answer(["raise a [MASK] if the key is not found"])
 
 The file, model.npz, is one microseq checkpoint (plain arrays, no pickles):
 the weights, and as text the network's class, its constructor arguments,
@@ -15,23 +16,26 @@ from microseq.checkpoint import Checkpoint, save_checkpoint
 from microseq.data.batching import pad_batch
 from microseq.data.tasks import PAD, START
 from microseq.data.text import DataError
+from microseq.data.tokens import WordTokenizer
 from microseq.data.vocab import CharVocab
 from microseq.models.attention_seq2seq import AttentionSeq2Seq
+from microseq.models.bert import Bert, fill_blanks
 from microseq.models.char_lm import CharLM
 from microseq.models.seq2seq import Seq2Seq, cut_at_pad
 
 FILE = "model.npz"
-_NETWORKS = {cls.__name__: cls for cls in (Seq2Seq, AttentionSeq2Seq, CharLM)}
+_NETWORKS = {cls.__name__: cls for cls in (Seq2Seq, AttentionSeq2Seq, CharLM, Bert)}
 
 
 class TrainedModel:
     """A trained network with its vocabulary: text in, text out.
 
-    network is the nn Module, vocab its CharVocab, config the network's
-    constructor arguments and reading how it reads a question: for an
-    encoder-decoder `reverse`, `question_length` and `answer_length` as in
-    training; for a language model the `length` and `temperature` of a
-    continuation.
+    network is the nn Module, vocab its CharVocab (a Bert's: its
+    WordTokenizer), config the network's constructor arguments and reading
+    how it reads a question: for an encoder-decoder `reverse`,
+    `question_length` and `answer_length` as in training; for a language
+    model the `length` and `temperature` of a continuation; for a Bert the
+    number of `guesses` per [MASK].
     """
 
     def __init__(self, network, vocab, config, reading):
@@ -45,11 +49,18 @@ class TrainedModel:
         """The answers to a list of questions, typed as a person types them
         (no padding, no reversal): a list of str. A language model answers
         with how each prompt goes on; `length`, `temperature` and `seed`
-        (default 0) override its reading."""
+        (default 0) override its reading. A Bert answers a sentence with
+        [MASK] where a word is hidden with its likeliest words for each
+        blank, best first ("keyerror, typeerror, ...; ..." for two blanks)."""
         if isinstance(questions, str):
             raise TypeError(f"answer() takes a list of questions, not the string {questions!r}: "
                             f"write answer([{questions!r}])")
         questions = list(questions)
+        if isinstance(self.network, Bert):
+            if options:
+                raise TypeError(f"answer() of a Bert takes no options: {sorted(options)}")
+            return ["; ".join(", ".join(words) for words in fill_blanks(
+                self.network, self.vocab, q, self.reading["guesses"])) for q in questions]
         ids = [self._encode(q) for q in questions]
         if not ids:
             return []
@@ -86,14 +97,17 @@ class TrainedModel:
 
 
 def save(directory, network, config, vocab, **reading):
-    """Write `network` (built as `type(network)(**config)`), its CharVocab and
-    its `reading` (see TrainedModel) to <directory>/model.npz, atomically.
-    Returns the file's Path."""
+    """Write `network` (built as `type(network)(**config)`), its CharVocab (or
+    WordTokenizer) and its `reading` (see TrainedModel) to
+    <directory>/model.npz, atomically. Returns the file's Path."""
     name = type(network).__name__
     if name not in _NETWORKS:
         raise TypeError(f"save: a {name} cannot be saved to be asked; one of {sorted(_NETWORKS)}")
-    words = {"network": name, "config": config, "reading": reading,
-             "specials": vocab.specials, "symbols": "".join(vocab.itos[len(vocab.specials):])}
+    words = {"network": name, "config": config, "reading": reading}
+    if isinstance(vocab, WordTokenizer):
+        words["words"] = vocab.words
+    else:
+        words |= {"specials": vocab.specials, "symbols": "".join(vocab.itos[len(vocab.specials):])}
     path = Path(directory) / FILE
     save_checkpoint(path, network, extra={"about": json.dumps(words)})
     return path
@@ -112,5 +126,8 @@ def load(directory):
     words = json.loads(checkpoint.extra["about"])
     network = _NETWORKS[words["network"]](**words["config"])
     network.load_state_dict(checkpoint.model_state)  # the weights only: no random state
-    vocab = CharVocab(words["symbols"], specials=words["specials"])
+    if "words" in words:
+        vocab = WordTokenizer.from_words(words["words"])
+    else:
+        vocab = CharVocab(words["symbols"], specials=words["specials"])
     return TrainedModel(network, vocab, words["config"], words["reading"])
