@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Tests run on every core (pytest-xdist): the lesson quick runs are most of the time.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 # make lesson-N: N is a whole number (lesson-3, lesson-03), checked before anything runs.
 lesson-%: $(STAMP)
