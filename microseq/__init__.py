@@ -2,7 +2,8 @@
 
 Learn sequence models by building them: two autograd engines small enough to
 read, layers in PyTorch's image, and a curriculum of runnable lessons (RNN,
-backpropagation through time, LSTM, GRU, word2vec, seq2seq, attention).
+backpropagation through time, LSTM, GRU, word2vec, seq2seq, attention, the
+Transformer, BERT-style pretraining, image captioning with attention).
 
 The engines
     Value (microseq.scalar)     one number that remembers how it was made;
@@ -21,13 +22,16 @@ The engines
 Building models
     microseq.nn          Module, Parameter, Linear, Embedding, Dropout, RNN,
                          LSTM, GRU and their cells, DotAttention,
-                         AdditiveAttention: PyTorch's names, arguments and shapes.
+                         AdditiveAttention, MultiheadAttention, LayerNorm,
+                         TransformerEncoder(Layer), Conv2d: PyTorch's names,
+                         arguments and shapes.
     microseq.functional  linear, dropout, mse_loss.
     microseq.optim       SGD, Adam, clip_grad_norm_.
     microseq.train       a training loop with evaluation, learning-rate
                          schedules and checkpoints.
-    microseq.data        corpora shipped with Python, vocabularies, generated
-                         tasks (addition, dates, the adding problem), batching.
+    microseq.data        corpora shipped with Python, vocabularies, word tokens
+                         and masking, generated tasks (addition, dates, the
+                         adding problem, scenes of shapes), batching.
     microseq.models      the lessons' models, ready to import.
     microseq.reference   hand-derived numpy forward and backward passes.
 
