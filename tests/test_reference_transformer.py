@@ -127,3 +127,31 @@ def test_encoder_block_three_witnesses(seed, N, L, heads, norm_first, activation
 
     block = derived(forward, ref.encoder_block_backward, names)
     assert gradcheck(block, x, *params.values())
+
+
+@settings(max_examples=10)
+@given(seed=seeds, N=st.integers(1, 2), L=st.integers(1, 4), heads=st.sampled_from([1, 2]),
+       layers=st.integers(1, 3), norm_first=st.booleans(),
+       kind=st.sampled_from([None, "bool", "additive"]))
+def test_encoder_attention_maps_are_each_blocks_weights(seed, N, L, heads, layers, norm_first,
+                                                         kind):
+    """attention_maps against the reference run block by block: layer k's map
+    is the weights the hand-derived block k computes on what block k-1 gave."""
+    E, hidden = 4, 5
+    rng = np.random.default_rng(seed)
+    layer = nn.TransformerEncoderLayer(E, heads, dim_feedforward=hidden, dropout=0.0,
+                                       norm_first=norm_first, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, layers).to(np.float64)
+    params = {name: rng.uniform(-0.8, 0.8, p.shape) for name, p in encoder.state_dict().items()}
+    encoder.load_state_dict(params)
+    x = rng.standard_normal((N, L, E))
+    keep = _attention_mask(rng, kind, (L, L))
+    maps = encoder.attention_maps(x, mask=None if keep is None else
+                                  (~keep if keep.dtype == bool else keep))
+    assert len(maps) == layers
+    for k, got in enumerate(maps):
+        prefix = f"layers.{k}."
+        block = {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}
+        x, cache = ref.encoder_block_forward(x, block, heads, keep, norm_first)
+        weights = cache[2][2][3]  # block cache -> self-attention cache -> attention's A
+        np.testing.assert_allclose(got, weights, err_msg=f"layer {k}", **CLOSE)

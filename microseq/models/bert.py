@@ -22,13 +22,9 @@ import numpy as np
 from microseq import nn
 from microseq.data.text import DataError
 from microseq.data.tokens import IGNORE_INDEX, MASK_TOKEN
-from microseq.ops import cross_entropy, gelu
+from microseq.models.gpt import gelu_tanh  # the original BERT's GELU, as GPT-2's
+from microseq.ops import cross_entropy
 from microseq.tensor import Tensor, no_grad
-
-
-def gelu_tanh(x):
-    """GELU in its tanh form, as the original BERT (and cheaper than the exact erf form)."""
-    return gelu(x, approximate="tanh")
 
 
 class Bert(nn.Module):
@@ -90,16 +86,10 @@ class Bert(nn.Module):
         """Each layer's attention weights on one sequence ids (T,): a list of
         (nhead, T, T) arrays, row i the weights query i gives the keys."""
         ids = np.asarray(ids)[None]
-        x = self.inputs(ids)
-        pad = ids == self.pad_id
-        maps = []
-        for layer in self.encoder.layers:
-            h = layer.norm1(x) if layer.norm_first else x
-            _, weights = layer.self_attn(h, h, h, key_padding_mask=pad, need_weights=True,
-                                         average_attn_weights=False)
-            maps.append(weights.data[0])
-            x = layer(x, src_key_padding_mask=pad)
-        return maps
+        with no_grad():
+            maps = self.encoder.attention_maps(self.inputs(ids),
+                                               src_key_padding_mask=ids == self.pad_id)
+        return [layer[0] for layer in maps]
 
 
 def accuracy(scores, labels):

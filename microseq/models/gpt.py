@@ -22,7 +22,7 @@ from microseq import nn
 from microseq.ops import cross_entropy, gelu, log_softmax, softmax
 from microseq.tensor import Tensor, no_grad
 
-gelu_tanh = partial(gelu, approximate="tanh")
+gelu_tanh = partial(gelu, approximate="tanh")  # GPT-2's and BERT's GELU
 
 
 class CharGPT(nn.Module):
@@ -69,19 +69,12 @@ class CharGPT(nn.Module):
         attention over positions 0..t."""
         ids = np.asarray(ids)[None]
         mask = nn.generate_square_subsequent_mask(ids.shape[1])
-        maps = []
         was_training = self.training
         self.eval()
         with no_grad():
-            hidden = self.embed(ids)
-            for block in self.blocks.layers:
-                normed = block.norm1(hidden)
-                _, weights = block.self_attn(normed, normed, normed, attn_mask=mask,
-                                             need_weights=True, average_attn_weights=False)
-                maps.append(weights.data[0])
-                hidden = block(hidden, src_mask=mask, is_causal=True)
+            maps = self.blocks.attention_maps(self.embed(ids), mask=mask, is_causal=True)
         self.train(was_training)
-        return np.stack(maps)
+        return np.stack([layer[0] for layer in maps])
 
     def bits_per_char(self, ids, batch_size=64):
         """Mean -log2 P(next character) over the 1-D id stream, scoring ids[1:].

@@ -33,7 +33,7 @@ from microseq.nn.layers import Dropout, Embedding, Linear, uniform
 from microseq.nn.module import Module, Parameter
 from microseq.ops import concat, gelu, relu, transpose
 from microseq.scope import scope
-from microseq.tensor import DEFAULT_DTYPE, ShapeError, Tensor, default_rng
+from microseq.tensor import DEFAULT_DTYPE, ShapeError, Tensor, default_rng, no_grad
 
 
 def generate_square_subsequent_mask(sz, dtype=None):
@@ -338,6 +338,24 @@ class TransformerEncoder(Module):
             with scope("norm"):
                 x = self.norm(x)
         return x
+
+    def attention_maps(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
+        """What each layer's heads attend to on `src` (the arguments as in
+        forward): a list of num_layers arrays (N, nhead, L, L), row i the
+        weights query i gives the keys. No gradients are recorded."""
+        x = src if isinstance(src, Tensor) else Tensor(src)
+        maps = []
+        with no_grad():
+            for layer in self.layers:
+                h = layer.norm1(x) if layer.norm_first else x  # what its self-attention reads
+                _, weights = layer.self_attn(h, h, h, attn_mask=mask,
+                                             key_padding_mask=src_key_padding_mask,
+                                             need_weights=True, average_attn_weights=False,
+                                             is_causal=bool(is_causal))
+                maps.append(weights.data)
+                x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
+                          is_causal=bool(is_causal))
+        return maps
 
 
 def sinusoidal_encoding(length, d_model, dtype=None):
