@@ -226,9 +226,8 @@ lesson.say(lesson.claim(
         (the worst is at {worst:.3f} times the noise variance), although least
         squares already has the right form for this linear process.""",
     short="""On the AR(2) series the nets of this quick run stay above the noise
-        floor (the worst at {worst:.3f} times the noise variance); least squares
-        already has the right form for this linear process, and the full run's
-        nets match it."""), f"""
+        floor (the worst at {worst:.3f} times the noise variance), although least
+        squares already has the right form for this linear process."""), f"""
     On the seasonal series the naive forecast is wrong by the whole change
     from one step to the next. A clean sine obeys an exact AR(2) rule, but
     here every value carries noise, and a rule that leans on just two noisy
@@ -244,7 +243,7 @@ lesson.say(lesson.claim(
         floor here (the worst at {floor:.2f} times the noise variance).""",
     short="""This quick run is too short to bring the models that use the whole
         window down to the noise floor (the worst at {floor:.2f} times the noise
-        variance); the full run does."""))
+        variance)."""))
 
 COLOURS = {"naive": "0.6", "AR": "C1", "windowed net": "C2", "RNN": "C3"}
 

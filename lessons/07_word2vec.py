@@ -345,17 +345,18 @@ if pairs:
     medians = {f"{kind}_median_partner_rank": float(np.median(ranks[kind])) for kind in KINDS}
     lesson.say(lesson.claim(
         "cbow_median_partner_rank <= 5 and skipgram_median_partner_rank <= 5", **medians,
+        chance_rank=(len(vocab) - 1) / 2,  # a partner placed at random
         yes="""Most partners land within the first few places (median rank
             {cbow_median_partner_rank:g} for CBOW, {skipgram_median_partner_rank:g}
             for skip-gram).""",
         no="""Half the partners land further down than the first few places: the
             median rank is {cbow_median_partner_rank:g} for CBOW and
-            {skipgram_median_partner_rank:g} for skip-gram, still far above
-            chance.""",
+            {skipgram_median_partner_rank:g} for skip-gram; chance is about
+            {chance_rank:g}.""",
         short="""This quick run is too short for most partners to land within the
             first few places (median rank {cbow_median_partner_rank:g} for CBOW,
-            {skipgram_median_partner_rank:g} for skip-gram, still far above
-            chance); the full run gets them there."""), f"""
+            {skipgram_median_partner_rank:g} for skip-gram; chance is about
+            {chance_rank:g})."""), f"""
         Pairs that no model puts in the top 50 in either direction:
         {', '.join(misses) or 'none'}. Related in meaning, such words can still
         seldom appear in the same kind of sentence in this text, or be rare
@@ -380,9 +381,9 @@ if asked:
     a, b, c, d = (vocab.encode([q[i] for q in asked]) for i in range(4))
     lesson.say("""
         "a is to b as c is to ?": take the word nearest to b - a + c (unit
-        vectors, leaving out a, b and c). This works only where the text
-        shows the relation often; getattr/setattr and getitem/setitem
-        are such a case, singular and plural nouns another.
+        vectors, leaving out a, b and c). This can work only where the text
+        shows the relation often; the tables below show for which of these
+        pairs it did.
         """)
     for kind, model in real.items():
         answers = analogy(model.vectors, a, b, c, k=5)

@@ -265,7 +265,7 @@ lesson.say(f"""
     no=f"""Not every shape of sum is learned: {pair} is answered right only
         {{worst:.1%}} of the time.""",
     short=f"""This quick run is too short to learn every shape of sum ({pair} is at
-        {{worst:.1%}}); the full run answers every pair of lengths."""))
+        {{worst:.1%}})."""))
 fig, ax = plt.subplots(figsize=(4.8, 4))
 image = ax.imshow(100 * by_length, cmap="RdYlGn", vmin=80, vmax=100)
 fig.colorbar(image, ax=ax, label="exact match (%)")
@@ -310,7 +310,7 @@ lesson.say(lesson.claim(
     no="""Reversing the question alone did not help in this run: a mean of
         {reversed:.1%} against {plain:.1%} for the plain model.""",
     short="""This quick run is too short to show what reversing buys (a mean of
-        {reversed:.1%} against {plain:.1%} plain); the full run shows it.""")
+        {reversed:.1%} against {plain:.1%} plain).""")
     + " " + lesson.claim(
     "peeky > plain", **means,
     yes="Peeking alone lifts it to {peeky:.1%}.",
@@ -318,10 +318,10 @@ lesson.say(lesson.claim(
     short="Nor does it show what peeking alone buys ({peeky:.1%}).")
     + " " + lesson.claim(
     "both > reversed and both > peeky", **means,
-    yes="Together they reach {both:.1%}, the best of the four, and get there first.",
+    yes="Together they reach {both:.1%}, the best of the four.",
     no="Together they reach {both:.1%}, which is not the best of the four here.",
     short="""Together they reach {both:.1%}; a quick run is too short to rank the
-        four, the full run does."""), f"""
+        four."""), f"""
     The peeky model's hidden state is no bigger: it is the same {HIDDEN}
     numbers. What changes is how far the information has to travel, and how
     far the gradient has to travel back.

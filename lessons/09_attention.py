@@ -198,8 +198,7 @@ lesson.say("""
     no="""The year digits of the output do not yet look at the year in the
         input: only {year:.0%} of their weight falls there.""",
     short="""This quick run is too short for clear pictures: only {year:.0%} of the
-        year digits' weight falls on the input's year. The full run's pictures
-        show each output digit reading its own part of the input."""), """
+        year digits' weight falls on the input's year."""), """
     Look in the pictures for the month digits reading the month's name or
     number and the day digits reading the day; the dashes, which are always
     there, need no particular input. (The padding columns are cut off: their
@@ -228,19 +227,18 @@ lesson.say(f"""
     no="""After half an epoch the numbers were {early_attention:.1%} and
         {early_summary:.1%}: attention gave no head start in this run.""",
     short="""After half an epoch the numbers were {early_attention:.1%} and
-        {early_summary:.1%}: this quick run is too short to show attention's head
-        start; the full run shows it.""")
+        {early_summary:.1%}: this quick run is too short to show a head start.""")
     + " " + lesson.claim(
     "summary >= 0.95", **numbers,
     yes="Given time, the summary gets there too on this task.",
     no="""The single summary does not get there in this budget
         ({summary:.1%}).""",
     short="""This quick run is too short for the single summary to get there
-        ({summary:.1%}); in the full run it does.""")
+        ({summary:.1%}).""")
     + " " + lesson.claim(
     "mean_attention > mean_summary", **numbers,
-    yes="""Attention gets there sooner (a mean of {mean_attention:.1%} over the
-        evaluations, against {mean_summary:.1%}), and shows its work.""",
+    yes="""Over the whole run attention leads (a mean of {mean_attention:.1%} over
+        the evaluations, against {mean_summary:.1%}), and shows its work.""",
     no="""On the mean over the evaluations attention does not lead here
         ({mean_attention:.1%} against {mean_summary:.1%}), but it still shows its
         work."""))
@@ -275,7 +273,7 @@ lesson.say(f"""
     yes=f"The weakest cell, {where}, is at {{worst:.1%}}: every way of typing is read.",
     no=f"Not every way of typing is read yet: {where} is at {{worst:.1%}}.",
     short=f"""This quick run is too short to read every way of typing ({where} is
-        at {{worst:.1%}}); the full run reads them all."""))
+        at {{worst:.1%}})."""))
 fig, ax = plt.subplots(figsize=(6, 5))
 image = ax.imshow(100 * table, cmap="RdYlGn", vmin=90, vmax=100, aspect="auto")
 fig.colorbar(image, ax=ax, label="exact match (%)")
