@@ -243,13 +243,15 @@ elif unseen["exact"] >= 0.8 * attn["exact"]:
     verdict = "it names colour and shape apart, from what it looks at"
 else:
     verdict = "much worse than on the pairs it knows: it learned pairs more than colours and shapes"
-if attn["exact_2"] > base["exact_2"] and attn["exact_3"] > base["exact_3"]:
-    summary = ("The more shapes, the wider the gap: one averaged vector has to hold every "
-               "shape's colour, size and place at once, while attention reads each from the "
-               "cells where it is.")
-else:
-    summary = ("Here the averaged vector is not behind attention on every kind of scene, "
-               "so this run does not show the gap growing with the number of shapes.")
+gaps = {f"gap{k}": 100 * (attn[f"exact_{k}"] - base[f"exact_{k}"]) for k in (1, 2, 3)}
+summary = lesson.claim(
+    "gap2 > gap1 and gap3 > gap1", **gaps,
+    yes="""With more than one shape the gap is wider ({gap1:+.0f} points with one
+        shape, {gap2:+.0f} with two, {gap3:+.0f} with three): one averaged vector has
+        to hold every shape's colour, size and place at once, while attention reads
+        each from the cells where it is.""",
+    no="""This run does not show the gap widening with more shapes ({gap1:+.0f}
+        points with one shape, {gap2:+.0f} with two, {gap3:+.0f} with three).""")
 lesson.say(f"""
     With attention {attn['exact']:.1%} of the held-out captions are exactly right
     (BLEU-4 {attn['bleu']:.3f}), and {unseen['exact']:.1%} of those with a colour-shape pair it
