@@ -273,7 +273,7 @@ lesson.metric("rnn_test_mse_over_baseline", share["rnn"], threshold=0.75)
 # ================================================================== gradients per step
 lesson.section("Where the gradient goes")
 lesson.say("""
-    Why does the RNN not learn? The loss is computed at the last step; to
+    What separates the two? The loss is computed at the last step; to
     learn to keep a marked value, the weights must feel how the loss would
     change if step t had stored it differently: dL/dh_t. The models can run
     one step at a time with the same weights, so every h_t is a tensor of
