@@ -142,12 +142,11 @@ lesson.say(f"""
 {table}
 """, lesson.claim(
     "best < 5", best=best, five=ngram_bpc[5][0],
-    yes=f"""Longer contexts help while the counts still cover them, up to the
-        {names[best]}; beyond that, most contexts in new text were rarely or never
-        seen and the smoothing takes over.""",
-    no="""Every longer context helps here, up to the 5-gram ({five:.3f}): this
-        text is long enough for the counts to cover even 4 characters of
-        context."""), "The 3-gram is the baseline the RNN has to beat.")
+    yes=f"""The {names[best]} does best; with longer contexts, most contexts in new
+        text were rarely or never seen and the smoothing takes over.""",
+    no="""The 5-gram, the longest, does best here ({five:.3f}): this text is long
+        enough for the counts to cover even 4 characters of context."""),
+    "The 3-gram is the baseline the RNN has to beat.")
 
 # ================================================================== training
 lesson.section("Training the RNN with truncated BPTT")
