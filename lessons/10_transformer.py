@@ -511,6 +511,8 @@ reach = (maps * distance).sum(-1)[..., 1:].mean(-1)               # (layers, hea
 previous = maps[..., np.arange(1, T), np.arange(T - 1)].mean(-1)   # (layers, heads)
 table = "\n".join(f"        layer {i}, head {h}   {reach[i, h]:5.1f}       {previous[i, h]:6.1%}"
                   for i in range(LAYERS) for h in range(HEADS))
+queries = np.arange(1, T)                        # query t sees t + 1 characters
+even_previous, even_reach = np.mean(1 / (queries + 1)), np.mean(queries / 2)  # evenly spread
 sharpest = np.unravel_index(previous.argmax(), previous.shape)
 farthest = np.unravel_index(reach.argmax(), reach.shape)
 lesson.say(f"""
@@ -526,7 +528,8 @@ lesson.say(f"""
 
     Layer {sharpest[0]}, head {sharpest[1]} puts {previous[sharpest]:.0%} of its weight on the
     character just before; layer {farthest[0]}, head {farthest[1]} looks furthest back, on
-    average {reach[farthest]:.1f} characters. No head was told what to look at:
+    average {reach[farthest]:.1f} characters (attention spread evenly over what came
+    before would give {even_previous:.0%} and {even_reach:.1f}). No head was told what to look at:
     whatever each one does, it does because that lowered the loss.
     """)
 
