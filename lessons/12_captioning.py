@@ -31,7 +31,7 @@ quick = lesson.quick
 if quick:  # a few seconds: the pipeline end to end, far from trained
     N_TRAIN, N_TEST, EPOCHS, BATCH, LR = 960, 60, 1, 32, 1e-2
 else:
-    N_TRAIN, N_TEST, EPOCHS, BATCH, LR = 10_000, 1_000, 3, 32, 1e-2
+    N_TRAIN, N_TEST, EPOCHS, BATCH, LR = 10_000, 1_000, 4, 32, 1e-2
 CLIP = 5.0
 
 lesson.say("""
